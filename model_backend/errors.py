@@ -1,0 +1,45 @@
+"""Typed errors for every bad input a user can cause (DESIGN §8).
+
+Standard library only: the QGIS process imports this module too. Each error carries a one-line,
+user-facing message; the command line prints it on stderr and exits with ``EXIT_USAGE``.
+"""
+
+from __future__ import annotations
+
+EXIT_USAGE = 2
+
+
+class EarthGPTXError(Exception):
+    """Base class of the errors a user can cause; ``str(error)`` is the one-line message."""
+
+
+class InvalidPromptError(EarthGPTXError, ValueError):
+    """A visual prompt is empty, degenerate, self-intersecting or has non-finite coordinates."""
+
+
+class PromptOutsideRasterError(EarthGPTXError):
+    """A prompt lies wholly outside the raster (or outside its valid footprint)."""
+
+
+class NoCRSError(EarthGPTXError):
+    """The raster has no coordinate reference system, or no georeferencing at all."""
+
+
+class InvalidCRSError(EarthGPTXError, ValueError):
+    """A CRS given by the user cannot be understood (e.g. ``EPSG:999999``)."""
+
+
+class AllNodataError(EarthGPTXError):
+    """Every pixel of the window that would be read is nodata or NaN."""
+
+
+class UnsupportedDataError(EarthGPTXError):
+    """The raster's data type or band layout cannot be turned into a model-ready image."""
+
+
+class UnreadableRasterError(EarthGPTXError):
+    """The file does not exist, is not a raster, or cannot be read."""
+
+
+class InvalidArgumentError(EarthGPTXError, ValueError):
+    """An option has a value outside its range (e.g. a negative context margin)."""

@@ -1,0 +1,77 @@
+"""Where a prompt lands: from a geometry in any CRS to raster pixels, a planned chip and chip pixels.
+
+Headless (rasterio, pyproj, shapely). The QGIS plugin does the same steps with QGIS's own transforms
+and data provider, and shares the pure modules (chip planning, encodings) with this one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+from pyproj import CRS
+from shapely.geometry.base import BaseGeometry
+
+from .chip import Chip
+from .chip_plan import ChipSettings, plan_scene_chip, plan_prompt_chip
+from .crs import transformer
+from .geometry import clip_to_extent, geometry_to_prompt, prompt_geometry
+from .normalise import Modality
+from .prompts import VisualPrompt
+from .raster import RasterSource
+
+Bounds = Tuple[float, float, float, float]
+
+
+@dataclass
+class Location:
+    """Result of locating one prompt.
+
+    pixel_geometry: the prompt in raw raster pixel space, clipped to the raster.
+    clipped: whether part of the prompt lay outside the raster.
+    chip: the planned, read and normalised chip around it.
+    chip_prompt: the prompt in chip pixels (a box stays the box bounding its mapped corners).
+    """
+
+    pixel_geometry: BaseGeometry
+    clipped: bool
+    chip: Chip
+    chip_prompt: VisualPrompt
+
+
+def locate_prompt(source: RasterSource, prompt: VisualPrompt, prompt_crs: CRS,
+                  settings: ChipSettings = ChipSettings(), modality: Optional[Modality] = None,
+                  bands: Optional[Sequence[int]] = None) -> Location:
+    """Map ``prompt`` (vertices in ``prompt_crs``) onto ``source`` and read the chip around it."""
+    to_raster = transformer(prompt_crs, source.crs)
+    raw = prompt_geometry(prompt, lambda xs, ys: source.crs_to_raw(*to_raster(xs, ys)))
+    pixel_geometry, clipped = clip_to_extent(raw, source.width, source.height)
+    if source.georeferencing == "gcps":
+        view = prompt_geometry(prompt, lambda xs, ys: source.crs_to_view(*to_raster(xs, ys)))
+        view, view_clipped = clip_to_extent(view, *source.view_size)
+        clipped = clipped or view_clipped
+    else:
+        view = pixel_geometry
+    view_prompt = geometry_to_prompt(view, prompt)
+    plan = plan_prompt_chip(view_prompt.bounds(), *source.view_size, settings, source.overviews)
+    chip = source.read_chip(plan, modality, bands)
+    return Location(pixel_geometry, clipped, chip, view_prompt.transformed(plan.view_to_chip().apply))
+
+
+def read_scene(source: RasterSource, max_pixels: int = ChipSettings.max_pixels,
+               extent: Optional[Bounds] = None, extent_crs: Optional[CRS] = None,
+               modality: Optional[Modality] = None, bands: Optional[Sequence[int]] = None) -> Chip:
+    """A scene-level chip of the whole raster, or of ``extent`` (minx, miny, maxx, maxy in
+    ``extent_crs``, default the raster's CRS), read through overviews within ``max_pixels``."""
+    view_extent = None
+    if extent is not None:
+        to_raster = transformer(extent_crs or source.crs, source.crs)
+        minx, miny, maxx, maxy = extent
+        t = np.linspace(0.0, 1.0, 21)
+        xs = np.concatenate([minx + (maxx - minx) * t, np.full_like(t, maxx), maxx - (maxx - minx) * t, np.full_like(t, minx)])
+        ys = np.concatenate([np.full_like(t, miny), miny + (maxy - miny) * t, np.full_like(t, maxy), maxy - (maxy - miny) * t])
+        cols, rows = source.crs_to_view(*to_raster(xs, ys))
+        view_extent = (float(cols.min()), float(rows.min()), float(cols.max()), float(rows.max()))
+    plan = plan_scene_chip(*source.view_size, max_pixels=max_pixels, overviews=source.overviews, extent=view_extent)
+    return source.read_chip(plan, modality, bands)

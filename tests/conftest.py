@@ -1,0 +1,48 @@
+"""Shared test fixtures: data paths, derived rasters, hypothesis profile."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+import build_fixtures
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+DATA = os.path.join(TESTS, "data")
+SHARED_DATA = os.path.abspath(os.path.join(TESTS, "..", "..", "shared", "data"))
+
+settings.register_profile("ci", derandomize=True, deadline=None, max_examples=150,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("ci")
+
+DERIVED = build_fixtures.build_all()
+
+RASTERS = {
+    "utm_landsat": os.path.join(DATA, "optical", "RGB.byte.tif"),
+    "mercator_aerial": os.path.join(DATA, "optical", "5b90f92da0d7280005fab355_4310.tif"),
+    "sar_db_nodata": os.path.join(DATA, "sar", "S1A__IW___A_20150309T173017_VV_grd_mli_geo_norm_db.tif"),
+    "gcp_grd": os.path.join(DATA, "sar", "S1A_IW_GRDH_20180716_iw-vv.tiff"),
+    "gcp_slc": os.path.join(DATA, "sar", "slc.tif"),
+    "thermal": os.path.join(DATA, "infrared", "LC08_L1TP_016037_20170813_20170814_01_RT_B10.TIF"),
+    "rotated_complex": os.path.join(DERIVED, "rotated_complex.tif"),
+    "sheared": os.path.join(DERIVED, "sheared.tif"),
+    "nan_sar_db": os.path.join(DERIVED, "nan_sar_db.tif"),
+    "overviews": os.path.join(DERIVED, "overviews.tif"),
+}
+NO_CRS = os.path.join(DERIVED, "no_crs.tif")
+NOT_GEOREFERENCED = os.path.join(DATA, "infrared", "hit_uav", "0_100_30_0_03307.jpg")
+
+
+def shared(*parts: str) -> str:
+    """A path in ../shared/data; the test is skipped (saying so) when that folder is absent."""
+    path = os.path.join(SHARED_DATA, *parts)
+    if not os.path.exists(path):
+        pytest.skip(f"local check only: {path} is not present")
+    return path
+
+
+@pytest.fixture(params=sorted(RASTERS))
+def raster_name(request) -> str:
+    return request.param
