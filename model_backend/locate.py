@@ -75,3 +75,14 @@ def read_scene(source: RasterSource, max_pixels: int = ChipSettings.max_pixels,
         view_extent = (float(cols.min()), float(rows.min()), float(cols.max()), float(rows.max()))
     plan = plan_scene_chip(*source.view_size, max_pixels=max_pixels, overviews=source.overviews, extent=view_extent)
     return source.read_chip(plan, modality, bands)
+
+
+def chip_shape_to_crs(chip: Chip, shape: VisualPrompt, dst_crs: Optional[CRS] = None) -> BaseGeometry:
+    """A shape in chip pixels (e.g. a grounded box decoded from a model answer) as a geometry in
+    ``dst_crs`` (default: the chip's CRS), through the chip's affine.
+
+    A box becomes a 4-corner polygon with every corner transformed (DESIGN §4).
+    """
+    chip_crs = CRS.from_wkt(chip.crs)
+    to_dst = transformer(chip_crs, dst_crs if dst_crs is not None else chip_crs)
+    return prompt_geometry(shape, lambda xs, ys: to_dst(*chip.affine.apply(xs, ys)))

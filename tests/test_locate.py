@@ -13,7 +13,7 @@ from model_backend.crs import parse_crs
 from model_backend.encoding import Convention, CoordinateFrame, box_corners
 from model_backend.errors import (AllNodataError, InvalidCRSError, InvalidPromptError, PromptOutsideRasterError)
 from model_backend.geometry import parse_wkt, prompt_from_geometry
-from model_backend.locate import locate_prompt, read_scene
+from model_backend.locate import chip_shape_to_crs, locate_prompt, read_scene
 from model_backend.prompts import PromptKind, VisualPrompt
 from model_backend.raster import RasterSource
 
@@ -163,3 +163,39 @@ def test_point_geometry_kind_conversions():
     assert prompt_from_geometry(parse_wkt("LINESTRING (0 0, 1 1)"), "box").kind is PromptKind.BOX
     with pytest.raises(InvalidPromptError, match="cannot be a polygon"):
         prompt_from_geometry(Point(1, 2), "polygon")
+
+
+def test_grounded_box_on_rotated_chip_to_wgs84_is_a_4_corner_polygon():
+    """Model box (0-1000) -> chip pixels -> raster CRS -> EPSG:4326, each corner as GDAL/osr computes it."""
+    from osgeo import osr
+    path = RASTERS["rotated_complex"]
+    with RasterSource(path) as src:
+        chip = read_scene(src)
+        frame = CoordinateFrame(Convention.REL_1000, chip.width, chip.height)
+        box = VisualPrompt.box(*frame.decode_box(100, 250, 600, 700))
+        poly = chip_shape_to_crs(chip, box, WGS84)
+        srs = osr.SpatialReference()
+        srs.ImportFromWkt(src.crs.to_wkt())
+    wgs = osr.SpatialReference()
+    wgs.ImportFromEPSG(4326)
+    wgs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    ct = osr.CoordinateTransformation(srs, wgs)
+    gt = gdal.Open(path).GetGeoTransform()
+    corners = np.array(poly.exterior.coords)[:4]
+    for (cx, cy), (lon, lat) in zip(box.outline(), corners):
+        x, y = gdal.ApplyGeoTransform(gt, cx, cy)  # chip = whole raster at full resolution here
+        elon, elat = ct.TransformPoint(x, y)[:2]
+        assert abs(lon - elon) < 1e-9 and abs(lat - elat) < 1e-9
+    # rotated by about 90 degrees: not an axis-aligned box in WGS84
+    assert len({round(v, 9) for v in corners[:, 0]}) == 4
+
+
+@settings(max_examples=40)
+@given(st.floats(0.001, 0.999), st.floats(0.001, 0.999))
+def test_pixel_wgs84_pixel_round_trip_on_sheared_raster(u, v):
+    with RasterSource(RASTERS["sheared"]) as src:
+        col, row = u * src.width, v * src.height
+        lon, lat = Transformer.from_crs(src.crs, WGS84, always_xy=True).transform(*src.raw_to_crs(col, row))
+        loc = locate_prompt(src, VisualPrompt.point(lon, lat), WGS84, ChipSettings(min_size=16))
+        assert abs(loc.pixel_geometry.x - col) < 1e-6 and abs(loc.pixel_geometry.y - row) < 1e-6
