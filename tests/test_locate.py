@@ -197,5 +197,5 @@ def test_pixel_wgs84_pixel_round_trip_on_sheared_raster(u, v):
     with RasterSource(RASTERS["sheared"]) as src:
         col, row = u * src.width, v * src.height
         lon, lat = Transformer.from_crs(src.crs, WGS84, always_xy=True).transform(*src.raw_to_crs(col, row))
-        loc = locate_prompt(src, VisualPrompt.point(lon, lat), WGS84, ChipSettings(min_size=16))
+        loc = locate_prompt(src, VisualPrompt.point(lon, lat), WGS84, ChipSettings(min_size=1024))  # whole raster: never all nodata
         assert abs(loc.pixel_geometry.x - col) < 1e-6 and abs(loc.pixel_geometry.y - row) < 1e-6
