@@ -1,6 +1,7 @@
-"""Command line: ``python -m model_backend locate RASTER --geometry WKT --crs AUTH:CODE ...``.
+"""Command line: ``python -m model_backend locate|ask ...``.
 
-Prints JSON on stdout. Any bad input exits with status 2 and one line on stderr.
+Prints JSON on stdout (``ask`` streams the answer and progress on stderr). Any bad input exits with
+status 2 and one line on stderr.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .crs import crs_label, parse_crs
 from .encoding import Convention, CoordinateFrame
 from .errors import EXIT_USAGE, EarthGPTXError, InvalidArgumentError
 from .geometry import PROMPT_KINDS, parse_wkt, prompt_from_geometry, prompt_geometry
+from .cli_ask import _add_ask_parser, run_ask
 from .locate import locate_prompt, read_scene
 from .marks import draw_marks
 from .normalise import Modality
@@ -59,13 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
     loc.add_argument("--modality", choices=[m.value for m in Modality], help="override the modality guess")
     loc.add_argument("--bands", type=int, nargs="+", metavar="N", help="1-based bands: one (grey) or three (RGB)")
     loc.add_argument("--chip-png", metavar="PATH", help="also write the model-ready chip with the prompt marked")
+    _add_ask_parser(sub)
     return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        result = _locate(args)
+        result = _locate(args) if args.command == "locate" else run_ask(args)
     except EarthGPTXError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

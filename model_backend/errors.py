@@ -43,3 +43,16 @@ class UnreadableRasterError(EarthGPTXError):
 
 class InvalidArgumentError(EarthGPTXError, ValueError):
     """An option has a value outside its range (e.g. a negative context margin)."""
+
+
+class ModelNotFoundError(EarthGPTXError):
+    """The model is neither a local folder nor downloadable (offline, unknown id)."""
+
+
+class InsufficientMemoryError(EarthGPTXError):
+    """The device does not have the memory the model needs (checked before loading, or an
+    out-of-memory error while answering)."""
+
+
+class WorkerError(EarthGPTXError):
+    """The worker process died, was killed, or broke the protocol."""

@@ -7,7 +7,7 @@ and data provider, and shares the pure modules (chip planning, encodings) with t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 from pyproj import CRS
@@ -26,37 +26,60 @@ Bounds = Tuple[float, float, float, float]
 
 @dataclass
 class Location:
-    """Result of locating one prompt.
+    """Result of locating prompts on a raster.
 
-    pixel_geometry: the prompt in raw raster pixel space, clipped to the raster.
-    clipped: whether part of the prompt lay outside the raster.
-    chip: the planned, read and normalised chip around it.
-    chip_prompt: the prompt in chip pixels (a box stays the box bounding its mapped corners).
+    pixel_geometries: each prompt in raw raster pixel space, clipped to the raster.
+    clipped: whether part of any prompt lay outside the raster.
+    chip: the planned, read and normalised chip around all of them.
+    chip_prompts: the prompts in chip pixels (a box stays the box bounding its mapped corners).
     """
 
-    pixel_geometry: BaseGeometry
+    pixel_geometries: List[BaseGeometry]
     clipped: bool
     chip: Chip
-    chip_prompt: VisualPrompt
+    chip_prompts: Tuple[VisualPrompt, ...]
+
+    @property
+    def pixel_geometry(self) -> BaseGeometry:
+        return self.pixel_geometries[0]
+
+    @property
+    def chip_prompt(self) -> VisualPrompt:
+        return self.chip_prompts[0]
 
 
 def locate_prompt(source: RasterSource, prompt: VisualPrompt, prompt_crs: CRS,
                   settings: ChipSettings = ChipSettings(), modality: Optional[Modality] = None,
                   bands: Optional[Sequence[int]] = None) -> Location:
     """Map ``prompt`` (vertices in ``prompt_crs``) onto ``source`` and read the chip around it."""
+    return locate_prompts(source, [prompt], prompt_crs, settings, modality, bands)
+
+
+def locate_prompts(source: RasterSource, prompts: Sequence[VisualPrompt], prompt_crs: CRS,
+                   settings: ChipSettings = ChipSettings(), modality: Optional[Modality] = None,
+                   bands: Optional[Sequence[int]] = None) -> Location:
+    """Map several prompts (vertices in ``prompt_crs``) onto ``source`` and read one chip that holds
+    them all (the context margin applies to their common bounds)."""
     to_raster = transformer(prompt_crs, source.crs)
-    raw = prompt_geometry(prompt, lambda xs, ys: source.crs_to_raw(*to_raster(xs, ys)))
-    pixel_geometry, clipped = clip_to_extent(raw, source.width, source.height)
-    if source.georeferencing == "gcps":
-        view = prompt_geometry(prompt, lambda xs, ys: source.crs_to_view(*to_raster(xs, ys)))
-        view, view_clipped = clip_to_extent(view, *source.view_size)
-        clipped = clipped or view_clipped
-    else:
-        view = pixel_geometry
-    view_prompt = geometry_to_prompt(view, prompt)
-    plan = plan_prompt_chip(view_prompt.bounds(), *source.view_size, settings, source.overviews)
+    pixel_geometries, view_prompts, clipped = [], [], False
+    for prompt in prompts:
+        raw = prompt_geometry(prompt, lambda xs, ys: source.crs_to_raw(*to_raster(xs, ys)))
+        pixel, cut = clip_to_extent(raw, source.width, source.height)
+        if source.georeferencing == "gcps":
+            view = prompt_geometry(prompt, lambda xs, ys: source.crs_to_view(*to_raster(xs, ys)))
+            view, view_cut = clip_to_extent(view, *source.view_size)
+            cut = cut or view_cut
+        else:
+            view = pixel
+        pixel_geometries.append(pixel)
+        view_prompts.append(geometry_to_prompt(view, prompt))
+        clipped = clipped or cut
+    bounds = np.array([p.bounds() for p in view_prompts])
+    union = (bounds[:, 0].min(), bounds[:, 1].min(), bounds[:, 2].max(), bounds[:, 3].max())
+    plan = plan_prompt_chip(union, *source.view_size, settings, source.overviews)
     chip = source.read_chip(plan, modality, bands)
-    return Location(pixel_geometry, clipped, chip, view_prompt.transformed(plan.view_to_chip().apply))
+    to_chip = plan.view_to_chip().apply
+    return Location(pixel_geometries, clipped, chip, tuple(p.transformed(to_chip) for p in view_prompts))
 
 
 def read_scene(source: RasterSource, max_pixels: int = ChipSettings.max_pixels,

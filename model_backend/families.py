@@ -1,0 +1,49 @@
+"""Model families and their coordinate conventions (DESIGN §2, §5; stdlib only).
+
+A family says how a model reads and writes coordinates, how its images are resized, how to ask it for
+boxes, and which parser reads its answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict
+
+from .encoding import Convention
+from .errors import InvalidArgumentError
+
+
+@dataclass(frozen=True)
+class Family:
+    """name: ``model_type`` of the transformers config. resize_factor: the processor resizes images to
+    multiples of this (patch size x spatial merge); 1 when the model does not care."""
+
+    name: str
+    convention: Convention
+    parse_style: str
+    resize_factor: int
+    coordinate_note: str
+    grounding_format: str
+
+
+QWEN_GROUNDING = ('Report each one as JSON in a list: [{"bbox_2d": [x1, y1, x2, y2], "label": "name"}], '
+                  'or an empty list [] if there is none.')
+
+FAMILIES: Dict[str, Family] = {
+    "qwen3_vl": Family("qwen3_vl", Convention.REL_1000, "qwen", 32,
+                       "Coordinates are relative to the image, from 0 to 1000.", QWEN_GROUNDING),
+    "qwen2_5_vl": Family("qwen2_5_vl", Convention.RESIZED_PIXELS, "qwen", 28,
+                         "Coordinates are in pixels of the image.", QWEN_GROUNDING),
+    "earthgptx": Family("earthgptx", Convention.SQUARE_UNIT, "sphinx", 1,
+                        "Coordinates are normalised to 0-1 after padding the image to a square.",
+                        "Answer with each phrase in <p></p> followed by its boxes [x1,y1,x2,y2;...]."),
+}
+
+
+def family(name: str) -> Family:
+    """The family of a transformers ``model_type`` (e.g. ``qwen3_vl``), or a clear error."""
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise InvalidArgumentError(
+            f"unsupported model type {name!r}; supported: {', '.join(sorted(FAMILIES))}") from None

@@ -1,0 +1,7 @@
+"""The worker process: one model kept warm, driven over JSON lines on stdin/stdout (PROTOCOL.md).
+
+``client`` (standard library and numpy only) is imported by the QGIS process; ``server`` runs in the
+worker's own Python environment and imports the engines.
+"""
+
+PROTOCOL_VERSION = 1

@@ -1,0 +1,225 @@
+"""The caller's side of PROTOCOL.md: start a worker, send requests, stream replies (standard library
+and numpy only: the QGIS process imports this module). Methods block the calling thread, so call them
+from a background task, never from a GUI thread."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+import numpy as np
+
+from ..errors import (EarthGPTXError, InsufficientMemoryError, InvalidArgumentError, InvalidPromptError,
+                      ModelNotFoundError, WorkerError)
+from ..interface import Answer, AskRequest, prompts_to_dicts
+from . import PROTOCOL_VERSION
+
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_FINAL = {"hello": {"hello"}, "load": {"loaded"}, "ask": {"answer"}, "cancel": {"ok"}, "status": {"status"},
+          "shutdown": {"bye"}}
+_ERRORS = {cls.__name__: cls for cls in (InvalidArgumentError, InvalidPromptError, ModelNotFoundError,
+                                         InsufficientMemoryError)}
+
+
+class WorkerClient:
+    """One worker process. ``python``: the interpreter of the worker's environment."""
+
+    def __init__(self, python: str = sys.executable, heartbeat: float = 2.0, env: Optional[Dict[str, str]] = None):
+        self.python = python
+        self.heartbeat = heartbeat
+        self.env = env
+        self.process: Optional[subprocess.Popen] = None
+        self.last_seen = 0.0
+        self._pending: Dict[Any, queue.Queue] = {}
+        self._pending_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._stderr: collections.deque = collections.deque(maxlen=20)
+        self._ids = iter(range(1, 1 << 62))
+        self._tmp: Optional[str] = None
+        self._eof = threading.Event()
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    def start(self, timeout: float = 60.0) -> Dict[str, Any]:
+        """Start the worker and check its protocol version; returns its ``hello`` reply."""
+        env = dict(os.environ if self.env is None else self.env)
+        env["PYTHONPATH"] = PACKAGE_PARENT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        try:
+            self.process = subprocess.Popen(
+                [self.python, "-m", "model_backend.worker", "--heartbeat", str(self.heartbeat)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                cwd=PACKAGE_PARENT, text=True, encoding="utf-8", bufsize=1)
+        except OSError as exc:
+            raise WorkerError(f"cannot start the worker with {self.python}: {exc.strerror}") from None
+        self._tmp = tempfile.mkdtemp(prefix="earthgptx-chips-")
+        self._eof = threading.Event()
+        self.last_seen = time.monotonic()
+        threading.Thread(target=self._read_stdout, args=(self.process, self._eof), daemon=True).start()
+        threading.Thread(target=self._read_stderr, args=(self.process,), daemon=True).start()
+        hello = self._request({"type": "hello"}, timeout=timeout)
+        if hello.get("protocol") != PROTOCOL_VERSION:
+            self.kill()
+            raise WorkerError(f"the worker speaks protocol {hello.get('protocol')}, this plugin needs "
+                              f"{PROTOCOL_VERSION}: update the worker environment")
+        return hello
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def seconds_since_heard(self) -> float:
+        """Seconds since the last line (heartbeat or reply) from the worker."""
+        return time.monotonic() - self.last_seen
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Ask the worker to exit; kill it if it does not within ``timeout`` seconds."""
+        if self.alive:
+            try:
+                self._request({"type": "shutdown"}, timeout=timeout)
+                self.process.wait(timeout)
+            except (WorkerError, subprocess.TimeoutExpired):
+                pass
+        self.kill()
+
+    def kill(self) -> None:
+        """End the worker at once (also used to interrupt a hung one)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def restart(self, timeout: float = 60.0) -> Dict[str, Any]:
+        """A fresh worker after a crash or kill (no model loaded)."""
+        self.kill()
+        return self.start(timeout)
+
+    # -- requests -----------------------------------------------------------------------------------
+    def load(self, on_progress: Optional[Callable[[str], None]] = None, timeout: Optional[float] = None,
+             **fields: Any) -> Dict[str, Any]:
+        """Load a model (fields of PROTOCOL.md's ``load``); returns its description."""
+        reply = self._request({"type": "load", **fields}, timeout=timeout,
+                              on_event=lambda m: on_progress and m["type"] == "progress" and on_progress(m["message"]))
+        return reply["model"]
+
+    def ask(self, request: AskRequest, on_text: Optional[Callable[[str], None]] = None,
+            cancel: Optional[threading.Event] = None, timeout: Optional[float] = None) -> Answer:
+        """Ask a question; ``on_text`` gets the answer as it streams; setting ``cancel`` stops it."""
+        if not self.alive:
+            raise WorkerError("the worker is not running; restart it")
+        rid = next(self._ids)
+        chip = os.path.join(self._tmp, f"chip-{rid}.npy")
+        np.save(chip, np.ascontiguousarray(request.image, dtype=np.uint8), allow_pickle=False)
+        message = {"type": "ask", "id": rid, "chip": chip, "instruction": request.instruction,
+                   "task": request.task.value, "modality": request.modality.value,
+                   "prompts": prompts_to_dicts(request.prompts),
+                   "history": [{"role": t.role.value, "text": t.text} for t in request.history],
+                   "max_new_tokens": request.max_new_tokens}
+        watcher_stop = threading.Event()
+        if cancel is not None:
+            threading.Thread(target=self._watch_cancel, args=(cancel, watcher_stop, rid), daemon=True).start()
+        try:
+            reply = self._request(message, timeout=timeout,
+                                  on_event=lambda m: on_text and m["type"] == "token" and on_text(m["text"]))
+        finally:
+            watcher_stop.set()
+            if os.path.exists(chip):
+                os.remove(chip)
+        return Answer.from_dict(reply["answer"])
+
+    def cancel(self, target: Any) -> None:
+        self._request({"type": "cancel", "target": target}, timeout=10)
+
+    def status(self, timeout: float = 10.0) -> Dict[str, Any]:
+        return self._request({"type": "status"}, timeout=timeout)
+
+    def _watch_cancel(self, cancel: threading.Event, stop: threading.Event, rid: int) -> None:
+        while not stop.is_set():
+            if cancel.wait(0.05):
+                if not stop.is_set() and self.alive:
+                    self._send({"type": "cancel", "id": f"cancel-{rid}", "target": rid})
+                return
+
+    # -- plumbing -----------------------------------------------------------------------------------
+    def _send(self, message: Dict[str, Any]) -> None:
+        if not self.alive:
+            raise WorkerError(self._death_message())
+        try:
+            with self._write_lock:
+                self.process.stdin.write(json.dumps(message) + "\n")
+                self.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise WorkerError(self._death_message()) from None
+
+    def _request(self, message: Dict[str, Any], timeout: Optional[float] = None,
+                 on_event: Optional[Callable[[Dict[str, Any]], Any]] = None) -> Dict[str, Any]:
+        rid = message.setdefault("id", next(self._ids))
+        inbox: queue.Queue = queue.Queue()
+        with self._pending_lock:
+            if self._eof.is_set():
+                raise WorkerError(self._death_message())
+            self._pending[rid] = inbox
+        try:
+            self._send(message)
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    reply = inbox.get(timeout=left)
+                except queue.Empty:
+                    raise WorkerError(f"the worker did not answer {message['type']} within {timeout:g} s") from None
+                if reply is None:
+                    raise WorkerError(self._death_message())
+                if reply["type"] == "error":
+                    cls = _ERRORS.get(reply.get("error"), EarthGPTXError)
+                    raise cls(reply.get("message", "unknown worker error"))
+                if reply["type"] in _FINAL[message["type"]]:
+                    return reply
+                if on_event is not None:
+                    on_event(reply)
+        finally:
+            with self._pending_lock:
+                self._pending.pop(rid, None)
+
+    def _read_stdout(self, process: subprocess.Popen, eof: threading.Event) -> None:
+        for line in process.stdout:
+            self.last_seen = time.monotonic()
+            try:
+                message = json.loads(line)
+            except ValueError:
+                self._stderr.append(f"(unreadable line on stdout) {line.strip()[:200]}")
+                continue
+            with self._pending_lock:
+                inbox = self._pending.get(message.get("id"))
+            if inbox is not None:  # replies to requests nobody waits for any more are dropped
+                inbox.put(message)
+        process.wait()
+        with self._pending_lock:
+            eof.set()
+            for inbox in self._pending.values():
+                inbox.put(None)
+
+    def _read_stderr(self, process: subprocess.Popen) -> None:
+        for line in process.stderr:
+            self._stderr.append(line.rstrip())
+
+    def _death_message(self) -> str:
+        code = self.process.poll() if self.process is not None else None
+        how = "was not started" if self.process is None else (
+            f"exited with status {code}" if code is not None and code >= 0 else f"was killed (signal {-code})"
+            if code is not None else "stopped answering")
+        tail = " | ".join(line for line in list(self._stderr)[-3:] if line)
+        return f"the model worker {how}" + (f": {tail}" if tail else "") + "; restart it"
+
+    def stderr_tail(self) -> List[str]:
+        return list(self._stderr)
