@@ -13,7 +13,7 @@ from .crs import parse_crs
 from .errors import InvalidArgumentError
 from .families import FAMILIES
 from .geometry import parse_wkt, prompt_from_geometry
-from .interface import Task
+from .interface import Task, check_question
 from .loading import DEFAULT_MODEL, DEVICES, QUANTIZATIONS, LoadPolicy
 from .normalise import Modality
 from .prompts import VisualPrompt
@@ -98,6 +98,7 @@ def run_ask(args) -> dict:
     prompts = _prompts(args)
     task = Task(args.task) if args.task else (
         Task.RELATION if len(prompts) > 1 else Task.REGION_CAPTIONING if prompts else Task.CAPTIONING)
+    check_question(task, args.instruction, len(prompts))  # before a model is loaded
     if not args.out.lower().endswith((".gpkg", ".shp")):
         raise InvalidArgumentError(f"--out must end in .gpkg or .shp, got {args.out!r}")
     settings = ChipSettings(context=args.context, max_pixels=args.max_pixels, min_size=args.min_size)

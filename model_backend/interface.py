@@ -77,16 +77,19 @@ class AskRequest:
             raise InvalidArgumentError(f"the chip must be a uint8 (H, W, 3) image, got {image.dtype} {image.shape}")
         if not isinstance(self.max_new_tokens, int) or not 1 <= self.max_new_tokens <= 32768:
             raise InvalidArgumentError(f"max_new_tokens must be 1..32768, got {self.max_new_tokens!r}")
-        needs_text = self.task in (Task.VQA, Task.GROUNDING, Task.CHAT)
-        if needs_text and not self.instruction.strip():
-            raise InvalidArgumentError(f"the question is empty; the {self.task.value} task needs text")
+        check_question(self.task, self.instruction, len(self.prompts))
         indexes = [p.index for p in self.prompts]
         if len(set(indexes)) != len(indexes):
             raise InvalidPromptError(f"prompt indexes must be distinct, got {indexes}")
-        needed = {Task.REGION_CAPTIONING: 1, Task.REFERRING_CLASSIFICATION: 1, Task.RELATION: 2}.get(self.task, 0)
-        if len(self.prompts) < needed:
-            raise InvalidPromptError(f"the {self.task.value} task needs at least {needed} visual prompt(s), "
-                                     f"got {len(self.prompts)}")
+
+
+def check_question(task: Task, instruction: str, prompt_count: int) -> None:
+    """Refuse an empty question for tasks that need text, and too few visual prompts for region tasks."""
+    if task in (Task.VQA, Task.GROUNDING, Task.CHAT) and not instruction.strip():
+        raise InvalidArgumentError(f"the question is empty; the {task.value} task needs text")
+    needed = {Task.REGION_CAPTIONING: 1, Task.REFERRING_CLASSIFICATION: 1, Task.RELATION: 2}.get(task, 0)
+    if prompt_count < needed:
+        raise InvalidPromptError(f"the {task.value} task needs at least {needed} visual prompt(s), got {prompt_count}")
 
 
 @dataclass(frozen=True)

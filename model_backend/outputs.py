@@ -274,7 +274,6 @@ def _from_shapefile(props: Dict[str, object]) -> Dict[str, object]:
 def _remove_stale_shapefiles(path: str, keep: List[str]) -> None:
     """Shapefile sets of this output that the new write does not contain any more (a layer that
     changed from one geometry type to several)."""
-    folder, stem = os.path.dirname(os.path.abspath(path)), _stem(path)
     keep_bases = {os.path.splitext(k)[0] for k in keep}
     for name in LAYERS:
         for file, _ in _sources(path, name):
