@@ -19,7 +19,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import fiona
 from fiona.crs import CRS as FionaCRS
@@ -30,21 +30,8 @@ from shapely.ops import transform as shapely_transform
 
 from .crs import transformer
 from .errors import InvalidArgumentError
-
-SHAPEFILE_TEXT_LIMIT = 254
-LAYERS = ("prompts", "answers", "detections")
-FIELDS: Dict[str, List[Tuple[str, str]]] = {
-    "prompts": [("question_id", "str"), ("prompt_index", "int"), ("kind", "str")],
-    "answers": [("answer_id", "str"), ("question_id", "str"), ("question", "str"), ("answer", "str"),
-                ("task", "str"), ("modality", "str"), ("model", "str"), ("backend", "str"),
-                ("quantization", "str"), ("raster_source", "str"), ("chip_resolution", "float"),
-                ("finish_reason", "str"), ("created", "str")],
-    "detections": [("answer_id", "str"), ("label", "str"), ("rank", "int"), ("kind", "str")],
-}
-#: GeoPackage field name -> shapefile field name (at most 10 characters)
-SHAPEFILE_NAMES = {"question_id": "question_i", "prompt_index": "prompt_idx", "quantization": "quantizatn",
-                   "raster_source": "raster_src", "chip_resolution": "chip_res", "finish_reason": "finish"}
-
+from .schema import (FIELDS, LAYERS, SHAPEFILE_NAMES, SHAPEFILE_TEXT_LIMIT, complete, from_shapefile, part_name,
+                     split_text, text_parts, to_shapefile)
 
 @dataclass
 class Feature:
@@ -121,7 +108,7 @@ def read_layer(path: str, name: str) -> List[Feature]:
         with fiona.open(file, layer=layer) as src:
             for f in src:
                 props = dict(f["properties"])
-                out.append(Feature(shape(f["geometry"]), _from_shapefile(props) if layer is None else props))
+                out.append(Feature(shape(f["geometry"]), from_shapefile(props) if layer is None else props))
     return out
 
 
@@ -155,7 +142,7 @@ def _write_gpkg(file: str, layers: Dict[str, List[Feature]], crs: CRS) -> List[s
     for name in LAYERS:
         schema = {"geometry": "Unknown", "properties": dict(FIELDS[name])}
         with fiona.open(file, "w", driver="GPKG", layer=name, schema=schema, crs=FionaCRS.from_wkt(crs.to_wkt())) as dst:
-            dst.writerecords({"geometry": mapping(f.geometry), "properties": _complete(name, f.properties)}
+            dst.writerecords({"geometry": mapping(f.geometry), "properties": complete(name, f.properties)}
                              for f in layers[name])
     return [file]
 
@@ -169,15 +156,15 @@ def _write_shapefiles(tmp: str, stem: str, layers: Dict[str, List[Feature]], crs
             groups.setdefault(_geometry_family(f.geometry), []).append(f)
         single = len(groups) == 1 and name != "prompts"
         for fam, feats in groups.items():
-            props = [_to_shapefile(_complete(name, f.properties)) for f in feats]
-            parts = _text_parts(props)
+            props = [to_shapefile(complete(name, f.properties)) for f in feats]
+            parts = text_parts(props)
             split += [k for k, n in parts.items() if n > 1 and k not in split]
             schema_props = {}
             for key, kind in FIELDS[name]:
                 short = SHAPEFILE_NAMES.get(key, key)
                 if kind == "str":
                     for k in range(parts.get(short, 1)):
-                        schema_props[_part_name(short, k)] = f"str:{SHAPEFILE_TEXT_LIMIT}"
+                        schema_props[part_name(short, k)] = f"str:{SHAPEFILE_TEXT_LIMIT}"
                 else:
                     schema_props[short] = kind
             base = f"{stem}_{name}" if single else f"{stem}_{name}_{fam}"
@@ -186,89 +173,10 @@ def _write_shapefiles(tmp: str, stem: str, layers: Dict[str, List[Feature]], crs
             with fiona.open(file, "w", driver="ESRI Shapefile", schema={"geometry": geom_type, "properties": schema_props},
                             crs=FionaCRS.from_wkt(crs.to_wkt()), encoding="utf-8") as dst:
                 for f, p in zip(feats, props):
-                    dst.write({"geometry": mapping(f.geometry), "properties": _split_text(p, parts)})
+                    dst.write({"geometry": mapping(f.geometry), "properties": split_text(p, parts)})
             files += [os.path.join(tmp, base + e) for e in (".shp", ".shx", ".dbf", ".prj", ".cpg")
                       if os.path.exists(os.path.join(tmp, base + e))]
     return files, split
-
-
-def _part_name(short: str, k: int) -> str:
-    """Continuation field names: answer, answer_2, answer_3, ... (at most 10 characters)."""
-    if k == 0:
-        return short
-    suffix = f"_{k + 1}"
-    return short[:10 - len(suffix)] + suffix
-
-
-def _complete(name: str, props: Dict[str, object]) -> Dict[str, object]:
-    return {key: props.get(key) for key, _ in FIELDS[name]}
-
-
-def _to_shapefile(props: Dict[str, object]) -> Dict[str, object]:
-    return {SHAPEFILE_NAMES.get(k, k): v for k, v in props.items()}
-
-
-def _text_parts(rows: Sequence[Dict[str, object]]) -> Dict[str, int]:
-    """Number of 254-character parts each text field needs over ``rows``."""
-    parts: Dict[str, int] = {}
-    for row in rows:
-        for key, value in row.items():
-            if isinstance(value, str):
-                parts[key] = max(parts.get(key, 1), -(-len(value.encode("utf-8")) // SHAPEFILE_TEXT_LIMIT) or 1)
-    return parts
-
-
-def _split_text(row: Dict[str, object], parts: Dict[str, int]) -> Dict[str, object]:
-    out: Dict[str, object] = {}
-    for key, value in row.items():
-        if isinstance(value, str) and parts.get(key, 1) > 1:
-            chunks = _utf8_chunks(value, SHAPEFILE_TEXT_LIMIT)
-            for k in range(parts[key]):
-                out[_part_name(key, k)] = chunks[k] if k < len(chunks) else None
-        else:
-            out[key] = value
-    return out
-
-
-def _utf8_chunks(text: str, limit: int) -> List[str]:
-    """Split ``text`` into pieces of at most ``limit`` UTF-8 bytes, never inside a character and,
-    where possible, never beside white space (DBF pads text with spaces and GDAL strips spaces at
-    both ends of a value, so a piece that starts or ends with one would lose it)."""
-    chunks: List[str] = []
-    rest = text
-    while rest:
-        end, size = 0, 0
-        while end < len(rest) and size + len(rest[end].encode("utf-8")) <= limit:
-            size += len(rest[end].encode("utf-8"))
-            end += 1
-        if end < len(rest):
-            cut = end
-            while cut > 0 and (rest[cut - 1].isspace() or rest[cut].isspace()):
-                cut -= 1
-            end = cut or end
-        chunks.append(rest[:end])
-        rest = rest[end:]
-    return chunks or [""]
-
-
-def _from_shapefile(props: Dict[str, object]) -> Dict[str, object]:
-    """Shapefile fields back to full names, continuation fields joined."""
-    long_names = {v: k for k, v in SHAPEFILE_NAMES.items()}
-    out: Dict[str, object] = {}
-    for layer_fields in FIELDS.values():
-        for key, kind in layer_fields:
-            short = SHAPEFILE_NAMES.get(key, key)
-            if short not in props:
-                continue
-            if kind == "str":
-                pieces, k = [], 0
-                while _part_name(short, k) in props:
-                    pieces.append(props[_part_name(short, k)] or "")
-                    k += 1
-                out[long_names.get(short, short)] = "".join(pieces) if any(pieces) else props[short]
-            else:
-                out[long_names.get(short, short)] = props[short]
-    return out
 
 
 def _remove_stale_shapefiles(path: str, keep: List[str]) -> None:

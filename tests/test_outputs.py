@@ -85,3 +85,14 @@ def test_bad_output_paths(tmp_path):
         write_record(str(tmp_path / "out.csv"), record("x"))
     with pytest.raises(InvalidArgumentError, match="does not exist"):
         write_record(str(tmp_path / "missing" / "out.gpkg"), record("x"))
+
+
+def test_text_split_never_loses_characters():
+    from model_backend.schema import SHAPEFILE_TEXT_LIMIT, from_shapefile, split_text, text_parts, utf8_chunks
+    for text in ["a " * 400, "é" * 300 + " x", "word " * 51 + "end", "   lead and trail   " * 30]:
+        chunks = utf8_chunks(text, SHAPEFILE_TEXT_LIMIT)
+        assert "".join(chunks) == text and all(len(c.encode()) <= SHAPEFILE_TEXT_LIMIT for c in chunks)
+        row = {"answer": text}
+        parts = text_parts([row])
+        assert parts["answer"] == len(chunks)
+        assert from_shapefile(split_text(row, parts))["answer"] == text
