@@ -16,7 +16,8 @@ from .geometry import prompt_geometry
 from .interface import Answer, AskRequest, Task
 from .locate import chip_shape_to_crs, locate_prompts, read_scene
 from .normalise import Modality
-from .outputs import Feature, QuestionRecord, WriteReport, new_id, utc_now, write_record
+from .outputs import Feature, QuestionRecord, WriteReport, write_record
+from .schema import new_id, utc_now
 from .prompts import PromptKind, VisualPrompt
 from .raster import RasterSource
 

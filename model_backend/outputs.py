@@ -16,9 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Dict, List, Optional, Tuple
 
 import fiona
@@ -50,15 +48,6 @@ class QuestionRecord:
 
     def layer(self, name: str) -> List[Feature]:
         return getattr(self, name)
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex[:12]
-
-
-def utc_now() -> str:
-    """The current time, UTC, ISO 8601 to the second."""
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
 
 @dataclass

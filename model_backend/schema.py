@@ -9,6 +9,8 @@ Shapefile fields hold at most 254 bytes of text and names of at most 10 characte
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime, timezone
 from typing import Dict, List, Sequence, Tuple
 
 SHAPEFILE_TEXT_LIMIT = 254
@@ -24,6 +26,16 @@ FIELDS: Dict[str, List[Tuple[str, str]]] = {
 #: GeoPackage field name -> shapefile field name (at most 10 characters)
 SHAPEFILE_NAMES = {"question_id": "question_i", "prompt_index": "prompt_idx", "quantization": "quantizatn",
                    "raster_source": "raster_src", "chip_resolution": "chip_res", "finish_reason": "finish"}
+
+
+def new_id() -> str:
+    """A short random id for questions and answers."""
+    return uuid.uuid4().hex[:12]
+
+
+def utc_now() -> str:
+    """The current time, UTC, ISO 8601 to the second."""
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
 
 def part_name(short: str, k: int) -> str:

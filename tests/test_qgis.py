@@ -91,9 +91,13 @@ def test_plugin_loads_and_unloads(qgis_iface, tmp_path):
         import earthgptx
         plugin = earthgptx.classFactory(qgis_iface)
         plugin.initGui()
-        assert [a.text() for a in plugin.actions] == ["About EarthGPT-X"]
-        plugin.actions[0].trigger()
+        assert [a.text() for a in plugin.actions] == ["EarthGPT-X", "Settings...", "Backend setup...",
+                                                      "About EarthGPT-X"]
+        plugin.actions[-1].trigger()
+        plugin.toggle_dock(True)
+        assert plugin.dock is not None and plugin.dock.isVisible()
         plugin.unload()
+        assert plugin.dock is None
         assert plugin.actions == []
     finally:
         sys.path.remove(str(tmp_path))

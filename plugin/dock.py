@@ -1,0 +1,388 @@
+"""The EarthGPT-X dock: pick a raster, draw prompts, ask, watch the answer stream, get layers."""
+
+from __future__ import annotations
+
+import html
+from typing import Dict, List, Optional
+
+from qgis.core import (Qgis, QgsApplication, QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsGeometry,
+                       QgsMapLayerProxyModel, QgsProject, QgsRasterLayer)
+from qgis.gui import QgsMapLayerComboBox, QgsRubberBand
+from qgis.PyQt.QtCore import QCoreApplication, pyqtSignal
+from qgis.PyQt.QtGui import QColor
+from qgis.PyQt.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
+                                 QListWidget, QPlainTextEdit, QProgressBar, QPushButton, QTextBrowser, QToolButton,
+                                 QVBoxLayout, QWidget)
+
+from ..model_backend.errors import EarthGPTXError
+from ..model_backend.interface import Role, Task, Turn, check_question
+from ..model_backend.normalise import Modality
+from ..model_backend.prompts import PromptKind, VisualPrompt
+from ..model_backend.schema import SHAPEFILE_TEXT_LIMIT, new_id, utc_now
+from ..model_backend.worker.client import WorkerClient
+from .export import export_gpkg, export_shapefiles
+from .layers import OutputLayers
+from .map_tools.box_tool import BoxTool
+from .map_tools.freeform_tool import FreeformTool
+from .map_tools.point_tool import PointTool
+from .raster_view import (DrawnPrompt, LayerView, RasterInfo, chip_shape_geometry, is_single_region, plan_chip,
+                          view_prompts)
+from .settings import PluginSettings
+from .tasks import LoadTask, QuestionTask
+
+
+def tr(text: str) -> str:
+    return QCoreApplication.translate("EarthGPTX", text)
+
+
+TASK_LABELS = {
+    Task.CHAT: "Free question", Task.VQA: "Question (short answer)", Task.CAPTIONING: "Describe the image",
+    Task.SCENE_CLASSIFICATION: "Classify the scene", Task.REGION_CAPTIONING: "Describe region 1",
+    Task.REFERRING_CLASSIFICATION: "What is in region 1?", Task.RELATION: "Relation between regions",
+    Task.GROUNDING: "Find all ... (boxes)",
+}
+PROMPT_COLOUR = QColor(255, 210, 0, 230)
+
+
+class EarthGPTXDock(QDockWidget):
+    """The dock. ``iface`` gives the canvas and message bar; ``client`` is the worker connection."""
+
+    questionFinished = pyqtSignal(str)  # question id (for tests and the screenshot script)
+
+    def __init__(self, iface, parent=None):
+        super().__init__(tr("EarthGPT-X"), parent)
+        self.setObjectName("EarthGPTXDock")
+        self.iface = iface
+        self.canvas = iface.mapCanvas()
+        self.settings = PluginSettings.load()
+        self.client = WorkerClient(python=self.settings.worker_python)
+        self.model: Optional[dict] = None
+        self.outputs = OutputLayers()
+        self.prompts: List[DrawnPrompt] = []
+        self.bands: List[QgsRubberBand] = []
+        self.history: List[Turn] = []
+        self.history_key: Optional[tuple] = None
+        self.current: Optional[str] = None
+        self.tasks: Dict[str, object] = {}
+        self.streamed = ""
+        self.tools = {"point": PointTool(self.canvas), "box": BoxTool(self.canvas), "freeform": FreeformTool(self.canvas)}
+        for tool in self.tools.values():
+            tool.promptDrawn.connect(self.add_prompt)
+        self._build()
+        self.update_status()
+
+    # -- UI ---------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        body = QWidget()
+        lay = QVBoxLayout(body)
+        form = QFormLayout()
+        self.layer_box = QgsMapLayerComboBox()
+        self.layer_box.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
+        form.addRow(tr("Raster"), self.layer_box)
+        self.modality_box = QComboBox()
+        self.modality_box.addItem(tr("Auto"), None)
+        for m, label in ((Modality.OPTICAL, "Optical"), (Modality.SAR, "SAR"), (Modality.INFRARED, "Thermal infrared")):
+            self.modality_box.addItem(tr(label), m.value)
+        form.addRow(tr("Modality"), self.modality_box)
+        self.bands_edit = QLineEdit()
+        self.bands_edit.setPlaceholderText(tr("auto, or e.g. 4 3 2"))
+        form.addRow(tr("Bands"), self.bands_edit)
+        self.task_box = QComboBox()
+        for t, label in TASK_LABELS.items():
+            self.task_box.addItem(tr(label), t.value)
+        form.addRow(tr("Task"), self.task_box)
+        lay.addLayout(form)
+
+        tools = QHBoxLayout()
+        for key, label in (("point", "Point"), ("box", "Box"), ("freeform", "Free-form")):
+            button = QToolButton()
+            button.setText(tr(label))
+            button.setCheckable(True)
+            button.clicked.connect(lambda checked, k=key: self.activate_tool(k))
+            setattr(self, f"{key}_button", button)
+            tools.addWidget(button)
+        clear = QToolButton()
+        clear.setText(tr("Clear"))
+        clear.clicked.connect(self.clear_prompts)
+        tools.addWidget(clear)
+        lay.addLayout(tools)
+        self.prompt_list = QListWidget()
+        self.prompt_list.setMaximumHeight(70)
+        lay.addWidget(self.prompt_list)
+
+        self.question = QPlainTextEdit()
+        self.question.setPlaceholderText(tr("Ask about the prompts, or the whole raster (for grounding: what to find)"))
+        self.question.setMaximumHeight(60)
+        lay.addWidget(self.question)
+        row = QHBoxLayout()
+        self.ask_button = QPushButton(tr("Ask"))
+        self.ask_button.clicked.connect(self.ask)
+        self.stop_button = QPushButton(tr("Stop"))
+        self.stop_button.setEnabled(False)
+        self.stop_button.clicked.connect(self.stop)
+        row.addWidget(self.ask_button)
+        row.addWidget(self.stop_button)
+        lay.addLayout(row)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setTextVisible(False)
+        self.progress.setMaximumHeight(8)
+        lay.addWidget(self.progress)
+        self.conversation = QTextBrowser()
+        lay.addWidget(self.conversation, 1)
+        exports = QHBoxLayout()
+        for label, slot in ((tr("Export GeoPackage..."), self.export_gpkg), (tr("Export shapefile..."), self.export_shp)):
+            b = QPushButton(label)
+            b.clicked.connect(slot)
+            exports.addWidget(b)
+        lay.addLayout(exports)
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        lay.addWidget(self.status)
+        self.setWidget(body)
+
+    def activate_tool(self, key: str) -> None:
+        for k in self.tools:
+            getattr(self, f"{k}_button").setChecked(k == key)
+        self.canvas.setMapTool(self.tools[key])
+
+    def update_status(self, text: Optional[str] = None) -> None:
+        if text is None:
+            if self.model:
+                m = self.model
+                memory = f", ~{m['memory_estimate_gib']} GiB" if "memory_estimate_gib" in m else ""
+                text = tr("Model: {0} ({1}, {2}, {3}{4})").format(m.get("model_id"), m.get("backend"), m.get("device"),
+                                                                  m.get("quantization"), memory)
+            else:
+                text = tr("Model: not loaded (it loads with the first question)")
+        self.status.setText(text)
+
+    # -- prompts -----------------------------------------------------------------------------------
+    def add_prompt(self, kind: str, geometry: QgsGeometry) -> None:
+        index = len(self.prompts) + 1
+        crs = self.canvas.mapSettings().destinationCrs()
+        prompt = DrawnPrompt(PromptKind(kind), index, QgsGeometry(geometry), crs)
+        layer = self.layer()
+        if layer is not None:
+            try:
+                view_prompts(LayerView.of(layer), [prompt])
+            except EarthGPTXError as exc:
+                self.message(str(exc), Qgis.MessageLevel.Warning)
+                return
+        self.prompts.append(prompt)
+        band = QgsRubberBand(self.canvas, geometry.type())
+        band.setToGeometry(geometry, None)
+        band.setStrokeColor(PROMPT_COLOUR)
+        band.setFillColor(QColor(255, 210, 0, 40))
+        band.setWidth(2)
+        self.bands.append(band)
+        self.prompt_list.addItem(tr("{0}: {1}").format(index, tr(kind)))
+
+    def clear_prompts(self) -> None:
+        for band in self.bands:
+            self.canvas.scene().removeItem(band)
+        self.bands, self.prompts = [], []
+        self.prompt_list.clear()
+
+    def layer(self) -> Optional[QgsRasterLayer]:
+        layer = self.layer_box.currentLayer()
+        return layer if isinstance(layer, QgsRasterLayer) else None
+
+    # -- asking --------------------------------------------------------------------------------------
+    def ask(self) -> None:
+        """Plan the chip on the main thread (cheap), then read and ask in a background task."""
+        layer = self.layer()
+        if layer is None:
+            self.message(tr("Choose a raster layer first."), Qgis.MessageLevel.Warning)
+            return
+        task = Task(self.task_box.currentData())
+        instruction = self.question.toPlainText().strip()
+        try:
+            check_question(task, instruction, len(self.prompts))
+            bands = [int(b) for b in self.bands_edit.text().split()] or None
+            view = LayerView.of(layer)
+            prompts, clipped = view_prompts(view, self.prompts)
+            plan = plan_chip(view, prompts, self.settings.chip_settings())
+        except ValueError as exc:
+            self.message(str(exc) if isinstance(exc, EarthGPTXError) else tr("Bands must be numbers, e.g. 4 3 2"),
+                         Qgis.MessageLevel.Warning)
+            return
+        except EarthGPTXError as exc:
+            self.message(str(exc), Qgis.MessageLevel.Warning)
+            return
+        if clipped:
+            self.message(tr("Part of a prompt lies outside the raster and was clipped."), Qgis.MessageLevel.Info)
+        to_chip = plan.view_to_chip().apply
+        chip_prompts = [p.transformed(to_chip) for p in prompts]
+        key = (layer.id(), tuple(p.geometry.asWkt() for p in self.prompts))
+        history = self.history if key == self.history_key else []
+        question_id = new_id()
+        self.current, self.streamed = question_id, ""
+        modality = self.modality_box.currentData()
+        qtask = QuestionTask(question_id, self.client, layer.dataProvider().clone(), view, RasterInfo.of(layer), plan,
+                             chip_prompts, instruction, task, Modality(modality) if modality else None, bands,
+                             self.settings.max_new_tokens, history, self._question_done)
+        qtask.tokenReceived.connect(self._token)
+        qtask.progressMessage.connect(lambda qid, m: qid == self.current and self.update_status(m))
+        qtask.drawn = list(self.prompts)
+        qtask.history_key = key
+        qtask.layer_name = layer.name()
+        self.tasks[question_id] = qtask
+        self.conversation.append(f"<p><b>{html.escape(tr('You'))}:</b> {html.escape(instruction or TASK_LABELS[task])}</p>")
+        self.conversation.append(f"<p><b>{html.escape(tr('Model'))}:</b> </p>")
+        self._busy(True)
+        if self.model is None:
+            self._load_then(qtask)
+        else:
+            QgsApplication.taskManager().addTask(qtask)
+
+    def _load_then(self, qtask: QuestionTask) -> None:
+        self.client.python = self.settings.worker_python
+
+        def done(model, error, died):
+            self.tasks.pop("load", None)  # QGIS deletes finished tasks
+            if model is None:
+                self._failed(qtask.question_id, error, died)
+                return
+            self.model = model
+            self.update_status()
+            QgsApplication.taskManager().addTask(qtask)
+
+        load = LoadTask(self.client, self.settings.load_request(), done)
+        load.progressMessage.connect(self.update_status)
+        self.tasks["load"] = load
+        QgsApplication.taskManager().addTask(load)
+
+    def _token(self, question_id: str, text: str) -> None:
+        if question_id != self.current:  # a stale reply of an earlier question
+            return
+        self.streamed += text
+        cursor = self.conversation.textCursor()
+        cursor.movePosition(cursor.MoveOperation.End)
+        cursor.insertText(text)
+        self.conversation.setTextCursor(cursor)
+
+    def _question_done(self, task: QuestionTask) -> None:
+        self.tasks.pop(task.question_id, None)
+        if task.question_id != self.current:
+            return
+        if task.answer is None:
+            self._failed(task.question_id, task.error or tr("the question was stopped"), task.worker_died)
+            return
+        self._busy(False)
+        self.update_status()
+        self._add_outputs(task)
+        self.history = list(task.history) + [Turn(Role.USER, task.instruction), Turn(Role.ASSISTANT, task.answer.text)]
+        self.history_key = task.history_key
+        note = f" <i>({tr('stopped')})</i>" if task.answer.meta.finish_reason == "cancelled" else ""
+        found = len(task.answer.regions)
+        self.conversation.append(f"<p style='color:gray'>{tr('{0} region(s) found').format(found)}{note}</p>")
+        self.questionFinished.emit(task.question_id)
+
+    def _add_outputs(self, task: QuestionTask) -> None:
+        """Prompts, answer and detections to the memory layers, in the project CRS (main thread)."""
+        project_crs = QgsProject.instance().crs()
+        chip, answer, request = task.chip, task.answer, task.request
+        chip_crs = QgsCoordinateReferenceSystem.fromWkt(chip.crs)
+        prompts = []
+        for p in task.drawn:
+            g = QgsGeometry(p.geometry)
+            if p.crs != project_crs:
+                g.transform(QgsCoordinateTransform(p.crs, project_crs, QgsProject.instance()))
+            prompts.append((g, {"question_id": task.question_id, "prompt_index": p.index, "kind": p.kind.value}))
+        if is_single_region(task.drawn):
+            answer_geometry = QgsGeometry(prompts[0][0])
+        else:
+            answer_geometry = chip_shape_geometry(chip, VisualPrompt.box(0, 0, chip.width, chip.height), project_crs,
+                                                  chip_crs)
+        meta = answer.meta
+        answer_id = new_id()
+        attrs = {"answer_id": answer_id, "question_id": task.question_id, "question": request.instruction,
+                 "answer": answer.text, "task": request.task.value, "modality": request.modality.value,
+                 "model": meta.model_id, "backend": meta.backend, "quantization": meta.quantization,
+                 "raster_source": task.info.source, "chip_resolution": float(chip.resolution[0]),
+                 "finish_reason": meta.finish_reason, "created": utc_now()}
+        detections = [(chip_shape_geometry(chip, r.shape, project_crs, chip_crs),
+                       {"answer_id": answer_id, "label": r.label, "rank": k, "kind": r.shape.kind.value})
+                      for k, r in enumerate(answer.regions, start=1)]
+        self.outputs.add_question(prompts, (answer_geometry, attrs), detections)
+
+    def _failed(self, question_id: str, error: str, worker_died: bool) -> None:
+        if question_id != self.current:
+            return
+        self._busy(False)
+        self.conversation.append(f"<p style='color:#b00'>{html.escape(error)}</p>")
+        if worker_died:
+            self.model = None
+            self.update_status()
+            self.message_with_restart(error)
+        else:
+            self.message(error, Qgis.MessageLevel.Critical)
+
+    def stop(self) -> None:
+        task = self.tasks.get(self.current or "")
+        if task is not None:
+            task.cancel()
+
+    def apply_settings(self, settings: PluginSettings) -> None:
+        """New settings: the model reloads with the next question when the model or backend changed."""
+        if settings.load_request() != self.settings.load_request() or settings.worker_python != self.settings.worker_python:
+            self.client.kill()
+            self.model = None
+        self.settings = settings
+        self.update_status()
+
+    def restart_worker(self) -> None:
+        self.client.kill()
+        self.model = None
+        self.update_status(tr("Model worker restarted; the model loads with the next question."))
+
+    def _busy(self, busy: bool) -> None:
+        self.ask_button.setEnabled(not busy)
+        self.stop_button.setEnabled(busy)
+        self.progress.setRange(0, 0 if busy else 1)
+
+    # -- exports -------------------------------------------------------------------------------------
+    def export_gpkg(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, tr("Export to GeoPackage"), "", "GeoPackage (*.gpkg)")
+        if path:
+            self._export(export_gpkg, path if path.lower().endswith(".gpkg") else path + ".gpkg")
+
+    def export_shp(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, tr("Export to shapefiles"), "", "ESRI Shapefile (*.shp)")
+        if path:
+            self._export(export_shapefiles, path if path.lower().endswith(".shp") else path + ".shp")
+
+    def _export(self, writer, path: str) -> None:
+        try:
+            report = writer(self.outputs, path)
+        except (EarthGPTXError, OSError) as exc:
+            self.message(tr("Export failed, nothing was changed: {0}").format(exc), Qgis.MessageLevel.Critical)
+            return
+        split = getattr(report, "split_fields", [])
+        if split:
+            self.message(tr("Text longer than {0} bytes was split over continuation fields ({1}, ...).").format(
+                SHAPEFILE_TEXT_LIMIT, ", ".join(split)), Qgis.MessageLevel.Info)
+        self.message(tr("Exported to {0}").format(", ".join(report.files)), Qgis.MessageLevel.Success)
+
+    # -- messages ------------------------------------------------------------------------------------
+    def message(self, text: str, level) -> None:
+        self.iface.messageBar().pushMessage("EarthGPT-X", text, level=level, duration=8)
+
+    def message_with_restart(self, text: str) -> None:
+        bar = self.iface.messageBar()
+        item = bar.createMessage("EarthGPT-X", text)
+        button = QPushButton(tr("Restart the model worker"))
+        button.clicked.connect(lambda: (self.restart_worker(), bar.popWidget(item)))
+        item.layout().addWidget(button)
+        bar.pushWidget(item, Qgis.MessageLevel.Critical)
+
+    def shutdown(self) -> None:
+        """Stop tools, tasks and the worker (plugin unload)."""
+        for task in list(self.tasks.values()):
+            task.cancel()
+        self.clear_prompts()
+        for tool in self.tools.values():
+            if self.canvas.mapTool() is tool:
+                self.canvas.unsetMapTool(tool)
+        self.client.kill()

@@ -1,0 +1,87 @@
+"""The plugin's settings, typed, in one place, stored in QgsSettings under ``earthgptx/``.
+
+The token of a remote endpoint is not stored here: it lives in the QGIS authentication database
+(encrypted with the user's master password); the settings keep only its configuration id.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, fields
+from typing import Optional
+
+from qgis.core import QgsApplication, QgsAuthMethodConfig, QgsSettings
+
+from ..model_backend.chip_plan import ChipSettings
+from ..model_backend.loading import DEFAULT_MODEL
+
+PREFIX = "earthgptx/"
+
+
+def default_worker_python() -> str:
+    """The worker environment's Python made by the backend setup dialog, when it exists."""
+    base = os.path.join(QgsApplication.qgisSettingsDirPath(), "earthgptx", "worker-venv")
+    path = os.path.join(base, "Scripts", "python.exe") if sys.platform == "win32" else os.path.join(base, "bin", "python")
+    return path
+
+
+@dataclass
+class PluginSettings:
+    """backend: ``local`` (worker process) or ``openai`` (remote endpoint). model: hub id or folder (local),
+    or the served model name (openai). family: coordinate convention of a remote model. device,
+    quantization: loading policy of the local worker. max_pixels, context, min_size: chip planning.
+    worker_python: interpreter of the worker's environment. auth_config: id of the endpoint's token in
+    the QGIS authentication database (empty: no token)."""
+
+    backend: str = "local"
+    model: str = DEFAULT_MODEL
+    endpoint: str = ""
+    family: str = "qwen3_vl"
+    auth_config: str = ""
+    device: str = "auto"
+    quantization: str = "auto"
+    max_new_tokens: int = 512
+    max_pixels: int = ChipSettings.max_pixels
+    context: float = ChipSettings.context
+    min_size: int = ChipSettings.min_size
+    worker_python: str = ""
+
+    @classmethod
+    def load(cls) -> "PluginSettings":
+        s = QgsSettings()
+        values = {}
+        for f in fields(cls):
+            default = f.default
+            raw = s.value(PREFIX + f.name, default)
+            try:
+                values[f.name] = type(default)(raw) if raw is not None else default
+            except (TypeError, ValueError):
+                values[f.name] = default
+        out = cls(**values)
+        if not out.worker_python:
+            out.worker_python = default_worker_python()
+        return out
+
+    def save(self) -> None:
+        s = QgsSettings()
+        for f in fields(self):
+            s.setValue(PREFIX + f.name, getattr(self, f.name))
+
+    def chip_settings(self) -> ChipSettings:
+        return ChipSettings(context=self.context, max_pixels=self.max_pixels, min_size=self.min_size)
+
+    def token(self) -> Optional[str]:
+        """The endpoint's token from the QGIS authentication database (stored as a Basic password)."""
+        if not self.auth_config:
+            return None
+        config = QgsAuthMethodConfig()
+        QgsApplication.authManager().loadAuthenticationConfig(self.auth_config, config, True)
+        return config.config("password") or None
+
+    def load_request(self) -> dict:
+        """The worker's ``load`` request fields for these settings (PROTOCOL.md)."""
+        if self.backend == "openai":
+            return {"backend": "openai", "endpoint": self.endpoint, "model": self.model, "family": self.family,
+                    "api_key": self.token()}
+        return {"backend": "local", "model": self.model, "device": self.device, "quantization": self.quantization}

@@ -1,0 +1,105 @@
+"""Background work of the plugin as QgsTasks: starting and loading the worker, and asking a question.
+
+The QGIS main thread never waits on the model: tasks run in QGIS's task manager threads, stream
+tokens back through queued Qt signals, and hand their results to ``finished`` (main thread).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable, List, Optional
+
+from qgis.core import QgsTask
+from qgis.PyQt.QtCore import pyqtSignal
+
+from ..model_backend.chip import Chip
+from ..model_backend.chip_plan import ChipPlan
+from ..model_backend.errors import EarthGPTXError, WorkerError
+from ..model_backend.interface import Answer, AskRequest, Task, Turn
+from ..model_backend.normalise import Modality
+from ..model_backend.prompts import VisualPrompt
+from ..model_backend.worker.client import WorkerClient
+from .raster_view import LayerView, RasterInfo, read_chip
+
+
+class LoadTask(QgsTask):
+    """Start the worker if needed and load the model described by ``load_fields``."""
+
+    progressMessage = pyqtSignal(str)
+
+    def __init__(self, client: WorkerClient, load_fields: dict, on_done: Callable[[Optional[dict], str, bool], None]):
+        super().__init__("EarthGPT-X: loading the model", QgsTask.Flag.CanCancel)
+        self.client, self.load_fields, self.on_done = client, load_fields, on_done
+        self.model: Optional[dict] = None
+        self.error = ""
+        self.worker_died = False
+
+    def run(self) -> bool:
+        try:
+            if not self.client.alive:
+                self.progressMessage.emit("Starting the model worker...")
+                self.client.start()
+            self.model = self.client.load(on_progress=self.progressMessage.emit, **self.load_fields)
+            return True
+        except WorkerError as exc:
+            self.error, self.worker_died = str(exc), True
+        except EarthGPTXError as exc:
+            self.error = str(exc)
+        return False
+
+    def finished(self, ok: bool) -> None:
+        self.on_done(self.model if ok else None, self.error, self.worker_died)
+
+
+class QuestionTask(QgsTask):
+    """Read the chip through a cloned data provider, ask the worker, keep the answer.
+
+    ``tokenReceived(question_id, text)`` streams the answer; ``on_done(task)`` is called on the main
+    thread with ``answer`` or ``error`` set. ``cancel()`` stops the generation (Stop button).
+    """
+
+    tokenReceived = pyqtSignal(str, str)
+    progressMessage = pyqtSignal(str, str)
+
+    def __init__(self, question_id: str, client: WorkerClient, provider, view: LayerView, info: RasterInfo,
+                 plan: ChipPlan, chip_prompts: List[VisualPrompt], instruction: str, task: Task,
+                 modality: Optional[Modality], bands, max_new_tokens: int, history: List[Turn],
+                 on_done: Callable[["QuestionTask"], None]):
+        super().__init__(f"EarthGPT-X: {instruction[:40] or task.value}", QgsTask.Flag.CanCancel)
+        self.question_id = question_id
+        self.client, self.provider, self.view, self.info, self.plan = client, provider, view, info, plan
+        self.chip_prompts, self.instruction, self.task_kind = chip_prompts, instruction, task
+        self.modality, self.bands, self.max_new_tokens, self.history = modality, bands, max_new_tokens, history
+        self.on_done = on_done
+        self.stop = threading.Event()
+        self.chip: Optional[Chip] = None
+        self.request: Optional[AskRequest] = None
+        self.answer: Optional[Answer] = None
+        self.error = ""
+        self.worker_died = False
+
+    def run(self) -> bool:
+        try:
+            self.progressMessage.emit(self.question_id, "Reading the chip...")
+            self.chip = read_chip(self.provider, self.view, self.info, self.plan, self.modality, self.bands)
+            self.setProgress(20)
+            self.request = AskRequest(image=self.chip.image, instruction=self.instruction,
+                                      prompts=tuple(self.chip_prompts), task=self.task_kind,
+                                      modality=self.chip.modality, history=tuple(self.history),
+                                      max_new_tokens=self.max_new_tokens)
+            self.progressMessage.emit(self.question_id, "Asking the model...")
+            self.answer = self.client.ask(self.request, on_text=lambda t: self.tokenReceived.emit(self.question_id, t),
+                                          cancel=self.stop)
+            return True
+        except WorkerError as exc:
+            self.error, self.worker_died = str(exc), True
+        except EarthGPTXError as exc:
+            self.error = str(exc)
+        return False
+
+    def cancel(self) -> None:
+        self.stop.set()
+        super().cancel()
+
+    def finished(self, ok: bool) -> None:
+        self.on_done(self)
