@@ -95,7 +95,7 @@ def test_plugin_loads_and_unloads(qgis_iface, tmp_path):
                                                       "About EarthGPT-X"]
         plugin.actions[-1].trigger()
         plugin.toggle_dock(True)
-        assert plugin.dock is not None and plugin.dock.isVisible()
+        assert plugin.dock is not None and not plugin.dock.isHidden()
         plugin.unload()
         assert plugin.dock is None
         assert plugin.actions == []
