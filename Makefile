@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 DEMO_RASTER := tests/data/optical/RGB.byte.tif
 OUT := out
 
-.PHONY: test run system-deps venv fixtures bench clean
+.PHONY: test run system-deps venv fixtures bench clean profile screenshot package translations
 
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -43,3 +43,17 @@ run: $(STAMP)
 
 clean:
 	rm -rf $(VENV) tests/data/derived $(OUT) .pytest_cache .hypothesis
+
+QGIS_PROFILES := out/qgis-profiles
+
+# the plugin in a QGIS profile of this checkout, enabled, using .venv as its worker environment
+profile: $(STAMP)
+	@/usr/bin/python3 tools/qgis_profile.py $(QGIS_PROFILES) $(VENV)/bin/python >/dev/null
+
+screenshot: profile
+	EARTHGPTX_ROOT=$(CURDIR) timeout 300 xvfb-run -a -s "-screen 0 1600x1000x24" qgis --profiles-path $(QGIS_PROFILES) --profile default --nologo \
+	  --noversioncheck --code tools/screenshot.py
+	@test -s docs/screenshot.png && echo "docs/screenshot.png written"
+
+package: translations
+	/usr/bin/python3 tools/package.py dist

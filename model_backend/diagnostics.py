@@ -233,8 +233,8 @@ def probe_model_backend() -> Dict[str, Any]:
 def probe_nvidia_driver(timeout: float = 10.0) -> Dict[str, Any]:
     smi = shutil.which("nvidia-smi")
     if smi is None and sys.platform.startswith("win"):
-        smi = next((p for p in (r"C:\Windows\System32\nvidia-smi.exe",
-                                r"C:\Program Files\NVIDIA Corporation\NVSMI\nvidia-smi.exe") if os.path.isfile(p)), None)
+        known = (r"C:\Windows\System32\nvidia-smi.exe", r"C:\Program Files\NVIDIA Corporation\NVSMI\nvidia-smi.exe")
+        smi = next((p for p in known if os.path.isfile(p)), None)
     if smi is None:
         if os.path.isfile("/proc/driver/nvidia/version"):
             with open("/proc/driver/nvidia/version", encoding="utf-8", errors="replace") as f:
@@ -284,9 +284,10 @@ def probe_hf_cache(path: Optional[str] = None, use_hub: bool = True) -> Dict[str
 
             scan = scan_cache_dir(path)
             info["method"] = "huggingface_hub.scan_cache_dir"
-            info["repos"] = sorted(({"repo_id": r.repo_id, "repo_type": r.repo_type, "size_bytes": int(r.size_on_disk),
-                                     "files": int(r.nb_files), "refs": sorted({ref for rev in r.revisions for ref in rev.refs})}
-                                    for r in scan.repos), key=lambda r: (r["repo_type"] != "model", r["repo_id"]))
+            repos = [{"repo_id": r.repo_id, "repo_type": r.repo_type, "size_bytes": int(r.size_on_disk),
+                      "files": int(r.nb_files), "refs": sorted({ref for rev in r.revisions for ref in rev.refs})}
+                     for r in scan.repos]
+            info["repos"] = sorted(repos, key=lambda r: (r["repo_type"] != "model", r["repo_id"]))
             if scan.warnings:
                 info["warnings"] = [_error_text(w) for w in scan.warnings[:5]]
             return info
@@ -374,22 +375,25 @@ def findings(report: Dict[str, Any]) -> List[str]:
     py = report.get("python", {})
     version = tuple(int(p) for p in str(py.get("version", "0.0")).split(".")[:2] if p.isdigit())
     if version and version < (3, 10):
-        out.append(f"Python {py.get('version')} is too old for the worker: make the environment with Python 3.10 or newer.")
+        out.append(f"Python {py.get('version')} is too old for the worker: make the environment with Python 3.10 "
+                   "or newer.")
     torch = report.get("torch", {})
     driver = report.get("nvidia_driver", {})
     if torch.get("status") == "missing":
         out.append("PyTorch is not installed: local models cannot run (create / update the worker environment).")
     elif torch.get("status") not in ("ok", None):
-        out.append(f"PyTorch does not import ({torch.get('error', torch.get('status'))}): update the worker environment.")
+        out.append(f"PyTorch does not import ({torch.get('error', torch.get('status'))}): update the worker "
+                   "environment.")
     else:
         gpu_driver = driver.get("status") == "ok"
         if gpu_driver and not torch.get("cuda_build"):
             out.append("An NVIDIA driver is present but this PyTorch is a CPU build: update the worker environment "
                        "to get a CUDA build.")
         elif torch.get("cuda_build") and gpu_driver and not torch.get("cuda_available"):
-            out.append(f"PyTorch {torch.get('version')} (CUDA {torch.get('cuda_build')}) cannot use the GPU: the NVIDIA "
-                       f"driver {driver.get('version') or ''} may be too old for CUDA {torch.get('cuda_build')}; "
-                       "update the driver or choose an older CUDA build.".replace("  ", " "))
+            which = f"driver {driver['version']}" if driver.get("version") else "driver"
+            out.append(f"PyTorch {torch.get('version')} (CUDA {torch.get('cuda_build')}) cannot use the GPU: the "
+                       f"NVIDIA {which} may be too old for CUDA {torch.get('cuda_build')}; update the driver or the worker "
+                       "environment (it picks a CUDA build the driver supports).")
         for w in torch.get("warnings", []):
             out.append(f"PyTorch warned: {w}")
         for dev in torch.get("devices", []):
@@ -463,7 +467,8 @@ def format_text(report: Dict[str, Any]) -> str:
             fits = {True: "", False: ", NO KERNELS IN THIS BUILD", None: ""}[d.get("arch_supported")]
             add(f"  GPU {d['index']:<12d} {d.get('name')} (compute capability {cc}{fits}): "
                 f"{_size(d.get('total_bytes'))} total, {_size(d.get('free_bytes'))} free")
-        add(f"  MPS (Apple)      {'available' if t.get('mps_available') else 'built, not available' if t.get('mps_built') else 'no'}")
+        mps = "available" if t.get("mps_available") else "built, not available" if t.get("mps_built") else "no"
+        add(f"  MPS (Apple)      {mps}")
     drv = report.get("nvidia_driver", {})
     if drv.get("status") == "ok":
         text = drv.get("version") or drv.get("text", "")

@@ -80,7 +80,18 @@ class EarthGPTXPlugin:
         from .backend_setup import BackendSetupDialog
 
         dialog = BackendSetupDialog(parent=self.iface.mainWindow())
+        dialog.workerReady.connect(self.use_worker_python)
         dialog.exec()
+
+    def use_worker_python(self, python: str) -> None:
+        """Remember the worker environment the setup dialog made; the next question uses it."""
+        from .settings import PluginSettings
+
+        settings = PluginSettings.load()
+        settings.worker_python = python
+        settings.save()
+        if self.dock is not None:
+            self.dock.apply_settings(settings)
 
     def show_about(self) -> None:
         self.iface.messageBar().pushMessage(

@@ -45,7 +45,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 
 def QT_TRANSLATE_NOOP(context: str, text: str) -> str:  # noqa: N802 - the name pylupdate looks for
@@ -433,8 +433,9 @@ def build_steps(venv_dir: str, base_python: str, choice: TorchChoice, plugin_dir
                           (base_python, "-m", "venv", venv_dir), cwd=cwd,
                           hint=QT_TRANSLATE_NOOP(TR_CONTEXT, "On Debian and Ubuntu, install the python3-venv "
                                                              "package (sudo apt install python3-venv).")))
-    network_hint = QT_TRANSLATE_NOOP(TR_CONTEXT, "Check the internet connection (and proxy settings), "
-                                                 "then run Create / update again: finished steps are quick.")
+    network_hint = QT_TRANSLATE_NOOP(TR_CONTEXT, "pip's message is at the end of the log; the most common cause is "
+                                                 "the network (internet connection, proxy). Run Create / update "
+                                                 "again once fixed: finished steps are then quick.")
     steps.append(Step("upgrade-pip", QT_TRANSLATE_NOOP(TR_CONTEXT, "Upgrade pip"),
                       pip + ("--upgrade", "pip"), cwd=cwd, hint=network_hint))
     index = ("--index-url", choice.index_url) if choice.index_url else ()

@@ -51,7 +51,9 @@ class WorkerClient:
     def start(self, timeout: float = 60.0) -> Dict[str, Any]:
         """Start the worker and check its protocol version; returns its ``hello`` reply."""
         env = dict(os.environ if self.env is None else self.env)
-        env["PYTHONPATH"] = PACKAGE_PARENT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        # the worker has its own Python: QGIS's PYTHONHOME/PYTHONPATH would make it load QGIS's packages
+        env.pop("PYTHONHOME", None)
+        env["PYTHONPATH"] = PACKAGE_PARENT
         env.setdefault("PYTHONUNBUFFERED", "1")
         try:
             self.process = subprocess.Popen(
