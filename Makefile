@@ -4,9 +4,9 @@ SHELL := /bin/bash
 SYSTEM_PYTHON := /usr/bin/python3
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := qgis python3-qgis xvfb
+APT_PACKAGES := qgis python3-qgis xvfb qttools5-dev-tools
 STAMP := $(VENV)/.installed
-DEMO_RASTER := tests/data/optical/RGB.byte.tif
+DEMO_RASTER := tests/data/optical/5b90f92da0d7280005fab355_4310.tif
 OUT := out
 
 .PHONY: test run system-deps venv fixtures bench clean profile screenshot package translations
@@ -35,14 +35,22 @@ test: fixtures
 bench: fixtures
 	$(PY) bench/chip_read.py
 
-# Until the plugin lands, `make run` shows where a prompt lands on a sample raster: JSON on stdout
-# and the model-ready chip with the prompt marked in out/chip.png.
-run: $(STAMP)
-	@mkdir -p $(OUT)
-	$(PY) -m model_backend locate $(DEMO_RASTER) --geometry "POLYGON ((-77.9 24.1, -77.6 24.1, -77.6 24.4, -77.9 24.4, -77.9 24.1))" --crs EPSG:4326 --chip-png $(OUT)/chip.png
+# Install the plugin into a QGIS profile of this checkout (out/qgis-profiles), with .venv as the worker
+# environment, and start QGIS with the plugin enabled, its dock open and a sample raster loaded.
+# Without a display, QGIS runs under Xvfb for a few seconds and its window is saved to out/run.png.
+run: profile
+	@if [ -n "$$DISPLAY" ]; then \
+	  EARTHGPTX_ROOT=$(CURDIR) qgis --profiles-path $(QGIS_PROFILES) --profile default --nologo --noversioncheck \
+	    --code tools/open_dock.py $(DEMO_RASTER); \
+	else \
+	  echo "No display: starting QGIS under Xvfb as a check (on a desktop, make run opens QGIS)."; \
+	  EARTHGPTX_ROOT=$(CURDIR) EARTHGPTX_HEADLESS=1 timeout 300 xvfb-run -a -s "-screen 0 1600x1000x24" qgis \
+	    --profiles-path $(QGIS_PROFILES) --profile default --nologo --noversioncheck --code tools/open_dock.py \
+	    $(DEMO_RASTER); \
+	fi
 
 clean:
-	rm -rf $(VENV) tests/data/derived $(OUT) .pytest_cache .hypothesis
+	rm -rf $(VENV) tests/data/derived $(OUT) dist i18n/*.qm .pytest_cache .hypothesis .qgis-settings
 
 QGIS_PROFILES := out/qgis-profiles
 
@@ -54,6 +62,10 @@ screenshot: profile
 	EARTHGPTX_ROOT=$(CURDIR) timeout 300 xvfb-run -a -s "-screen 0 1600x1000x24" qgis --profiles-path $(QGIS_PROFILES) --profile default --nologo \
 	  --noversioncheck --code tools/screenshot.py
 	@test -s docs/screenshot.png && echo "docs/screenshot.png written"
+
+translations: system-deps
+	@for ts in i18n/*.ts; do /usr/lib/qt5/bin/lrelease -silent "$$ts" -qm "$${ts%.ts}.qm" || exit 1; done
+	@echo "compiled $$(ls i18n/*.qm | tr '\n' ' ')"
 
 package: translations
 	/usr/bin/python3 tools/package.py dist

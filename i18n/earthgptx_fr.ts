@@ -1,0 +1,661 @@
+<?xml version="1.0" encoding="utf-8"?>
+<!DOCTYPE TS>
+<TS version="2.1" language="fr" sourcelanguage="en">
+<context>
+    <name>EarthGPTX</name>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="89"/>
+        <source>Nothing to do.</source>
+        <translation>Rien à faire.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="108"/>
+        <source>step {0} of {1} ({2})</source>
+        <translation>l'étape {0} sur {1} ({2})</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="114"/>
+        <source>All {0} steps finished.</source>
+        <translation>Les {0} étapes sont terminées.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="122"/>
+        <source>Failed at {0}: cannot create the folder {1}: {2}.</source>
+        <translation>Échec à {0} : impossible de créer le dossier {1} : {2}.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="159"/>
+        <source>Cancelled at {0}.</source>
+        <translation>Annulé à {0}.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="161"/>
+        <source>Failed at {0}: the process crashed.</source>
+        <translation>Échec à {0} : le processus s'est arrêté brutalement.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="163"/>
+        <source>Failed at {0}: exit status {1}.</source>
+        <translation>Échec à {0} : code de sortie {1}.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="173"/>
+        <source>Failed at {0}: {1} could not be started ({2}).</source>
+        <translation>Échec à {0} : impossible de lancer {1} ({2}).</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="220"/>
+        <source>EarthGPT-X model backend</source>
+        <translation>Moteur de modèle EarthGPT-X</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="238"/>
+        <source>This computer</source>
+        <translation>Cet ordinateur</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="240"/>
+        <source>Looking for an NVIDIA GPU...</source>
+        <translation>Recherche d'un GPU NVIDIA...</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="244"/>
+        <source>GPU:</source>
+        <translation>GPU :</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="245"/>
+        <source>PyTorch build:</source>
+        <translation>Variante de PyTorch :</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="248"/>
+        <source>Worker environment</source>
+        <translation>Environnement de calcul</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="251"/>
+        <source>Folder of the worker's Python environment; it must be outside the plugin folder, which a plugin update replaces.</source>
+        <translation>Dossier de l'environnement Python du processus de calcul ; il doit se trouver hors du dossier de l'extension, qu'une mise à jour de l'extension remplace.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="253"/>
+        <location filename="../plugin/backend_setup.py" line="262"/>
+        <source>Browse...</source>
+        <translation>Parcourir...</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="258"/>
+        <source>Folder:</source>
+        <translation>Dossier :</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="260"/>
+        <source>The Python the environment is made with (3.10 or newer; not QGIS's own Python on Windows and macOS).</source>
+        <translation>Le Python avec lequel l'environnement est créé (3.10 ou plus récent ; pas le Python de QGIS sous Windows et macOS).</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="267"/>
+        <source>Base Python:</source>
+        <translation>Python de base :</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="270"/>
+        <source>Worker Python:</source>
+        <translation>Python du processus de calcul :</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="275"/>
+        <source>Create / update</source>
+        <translation>Créer / mettre à jour</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="276"/>
+        <source>Create the environment, or update an existing one, and install PyTorch and the worker's packages (downloads several GB).</source>
+        <translation>Crée l'environnement, ou met à jour un environnement existant, et installe PyTorch et les paquets du processus de calcul (télécharge plusieurs Go).</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="279"/>
+        <location filename="../plugin/backend_setup.py" line="322"/>
+        <source>Diagnostics</source>
+        <translation>Diagnostic</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="280"/>
+        <source>Report what the worker environment holds and which GPU it can use.</source>
+        <translation>Indique ce que contient l'environnement de calcul et quel GPU il peut utiliser.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="282"/>
+        <source>Cancel</source>
+        <translation>Annuler</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="295"/>
+        <source>Ready.</source>
+        <translation>Prêt.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="305"/>
+        <source>Log</source>
+        <translation>Journal</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="313"/>
+        <source>Press Diagnostics to see what the worker environment holds.</source>
+        <translation>Cliquez sur Diagnostic pour voir ce que contient l'environnement de calcul.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="317"/>
+        <source>Copy</source>
+        <translation>Copier</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="318"/>
+        <source>Copy the report to the clipboard (for a bug report).</source>
+        <translation>Copie le rapport dans le presse-papiers (pour un rapport de bogue).</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="354"/>
+        <source>(choose a folder)</source>
+        <translation>(choisissez un dossier)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="358"/>
+        <source>{0} (not created yet)</source>
+        <translation>{0} (pas encore créé)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="430"/>
+        <source>nvidia-smi did not answer: no NVIDIA GPU assumed.</source>
+        <translation>nvidia-smi n'a pas répondu : on suppose qu'il n'y a pas de GPU NVIDIA.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="431"/>
+        <source>No NVIDIA GPU found (no working nvidia-smi).</source>
+        <translation>Aucun GPU NVIDIA trouvé (pas de nvidia-smi fonctionnel).</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="434"/>
+        <source>{0} (NVIDIA driver {1})</source>
+        <translation>{0} (pilote NVIDIA {1})</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="437"/>
+        <source>CPU build</source>
+        <translation>variante CPU</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="437"/>
+        <source>PyTorch from PyPI</source>
+        <translation>PyTorch depuis PyPI</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="438"/>
+        <source>worker device: {0}</source>
+        <translation>périphérique de calcul : {0}</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="448"/>
+        <source>Folder of the worker environment</source>
+        <translation>Dossier de l'environnement de calcul</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="455"/>
+        <source>Base Python</source>
+        <translation>Python de base</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="467"/>
+        <source>Choose an absolute folder for the worker environment.</source>
+        <translation>Choisissez un chemin de dossier absolu pour l'environnement de calcul.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="470"/>
+        <source>The worker environment must be outside the plugin folder {0}, which a plugin update replaces: choose another folder.</source>
+        <translation>L'environnement de calcul doit se trouver hors du dossier de l'extension {0}, qu'une mise à jour de l'extension remplace : choisissez un autre dossier.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="494"/>
+        <source>No worker environment in {0} yet: press Create / update first.</source>
+        <translation>Pas encore d'environnement de calcul dans {0} : cliquez d'abord sur Créer / mettre à jour.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="508"/>
+        <source>Cancelling...</source>
+        <translation>Annulation...</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="513"/>
+        <source>Diagnostics report copied to the clipboard.</source>
+        <translation>Rapport de diagnostic copié dans le presse-papiers.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="519"/>
+        <source>Step {0} of {1}</source>
+        <translation>Étape {0} sur {1}</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="520"/>
+        <source>Step {0} of {1}: {2}...</source>
+        <translation>Étape {0} sur {1} : {2}...</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="527"/>
+        <source>Step {0} of {1}: {2}</source>
+        <translation>Étape {0} sur {1} : {2}</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="546"/>
+        <source>The worker environment is ready: {0}</source>
+        <translation>L'environnement de calcul est prêt : {0}</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="549"/>
+        <source>Diagnostics finished.</source>
+        <translation>Diagnostic terminé.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/backend_setup.py" line="552"/>
+        <source>Run Create / update again to finish the environment.</source>
+        <translation>Relancez Créer / mettre à jour pour terminer l'environnement.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="53"/>
+        <location filename="../plugin/layers.py" line="168"/>
+        <location filename="../plugin/plugin_main.py" line="32"/>
+        <source>EarthGPT-X</source>
+        <translation>EarthGPT-X</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="81"/>
+        <source>Raster</source>
+        <translation>Raster</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="83"/>
+        <source>Auto</source>
+        <translation>Auto</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="86"/>
+        <source>Modality</source>
+        <translation>Modalité</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="88"/>
+        <source>auto, or e.g. 4 3 2</source>
+        <translation>auto, ou p. ex. 4 3 2</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="89"/>
+        <source>Bands</source>
+        <translation>Bandes</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="93"/>
+        <source>Task</source>
+        <translation>Tâche</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="105"/>
+        <source>Clear</source>
+        <translation>Effacer</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="114"/>
+        <source>Ask about the prompts, or the whole raster (for grounding: what to find)</source>
+        <translation>Posez une question sur les invites ou sur tout le raster (pour la localisation : ce qu'il faut trouver)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="118"/>
+        <source>Ask</source>
+        <translation>Demander</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="120"/>
+        <source>Stop</source>
+        <translation>Arrêter</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="134"/>
+        <source>Export GeoPackage...</source>
+        <translation>Exporter en GeoPackage...</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="134"/>
+        <source>Export shapefile...</source>
+        <translation>Exporter en shapefile...</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="154"/>
+        <source>Model: {0} ({1}, {2}, {3}{4})</source>
+        <translation>Modèle : {0} ({1}, {2}, {3}{4})</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="157"/>
+        <source>Model: not loaded (it loads with the first question)</source>
+        <translation>Modèle : non chargé (il se charge à la première question)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="179"/>
+        <source>{0}: {1}</source>
+        <translation>{0} : {1}</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="196"/>
+        <source>Choose a raster layer first.</source>
+        <translation>Choisissez d'abord une couche raster.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="207"/>
+        <source>Bands must be numbers, e.g. 4 3 2</source>
+        <translation>Les bandes doivent être des nombres, p. ex. 4 3 2</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="214"/>
+        <source>Part of a prompt lies outside the raster and was clipped.</source>
+        <translation>Une partie d'une invite déborde du raster et a été découpée.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="231"/>
+        <source>You</source>
+        <translation>Vous</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="232"/>
+        <source>Model</source>
+        <translation>Modèle</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="270"/>
+        <source>the question was stopped</source>
+        <translation>la question a été interrompue</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="277"/>
+        <source>stopped</source>
+        <translation>interrompu</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="279"/>
+        <source>{0} region(s) found</source>
+        <translation>{0} région(s) trouvée(s)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="338"/>
+        <source>Model worker restarted; the model loads with the next question.</source>
+        <translation>Processus de calcul redémarré ; le modèle se chargera à la prochaine question.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="347"/>
+        <source>Export to GeoPackage</source>
+        <translation>Exporter en GeoPackage</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="352"/>
+        <source>Export to shapefiles</source>
+        <translation>Exporter en shapefiles</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="360"/>
+        <source>Export failed, nothing was changed: {0}</source>
+        <translation>Échec de l'export, rien n'a été modifié : {0}</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="364"/>
+        <source>Text longer than {0} bytes was split over continuation fields ({1}, ...).</source>
+        <translation>Le texte de plus de {0} octets a été réparti sur des champs de suite ({1}, ...).</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="366"/>
+        <source>Exported to {0}</source>
+        <translation>Exporté vers {0}</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="375"/>
+        <source>Restart the model worker</source>
+        <translation>Redémarrer le processus de calcul</translation>
+    </message>
+    <message>
+        <location filename="../plugin/export.py" line="114"/>
+        <source>The export file must end in {ext}: {path}</source>
+        <translation>Le fichier d'export doit se terminer par {ext} : {path}</translation>
+    </message>
+    <message>
+        <location filename="../plugin/export.py" line="117"/>
+        <source>The folder {folder} does not exist.</source>
+        <translation>Le dossier {folder} n'existe pas.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/export.py" line="119"/>
+        <source>{path} is a folder, not a file.</source>
+        <translation>{path} est un dossier, pas un fichier.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/export.py" line="145"/>
+        <source>There is nothing to export yet: ask a question first.</source>
+        <translation>Rien à exporter pour l'instant : posez d'abord une question.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/export.py" line="183"/>
+        <source>Could not create {file}: {error}</source>
+        <translation>Impossible de créer {file} : {error}</translation>
+    </message>
+    <message>
+        <location filename="../plugin/export.py" line="193"/>
+        <source>Could not write to {file}: {error}</source>
+        <translation>Impossible d'écrire dans {file} : {error}</translation>
+    </message>
+    <message>
+        <location filename="../plugin/export.py" line="205"/>
+        <source>Cannot write in the folder {folder}: {error}</source>
+        <translation>Impossible d'écrire dans le dossier {folder} : {error}</translation>
+    </message>
+    <message>
+        <location filename="../plugin/export.py" line="217"/>
+        <source>Could not replace {file}: {error}</source>
+        <translation>Impossible de remplacer {file} : {error}</translation>
+    </message>
+    <message>
+        <location filename="../plugin/layers.py" line="83"/>
+        <source>lines</source>
+        <translation>lignes</translation>
+    </message>
+    <message>
+        <location filename="../plugin/layers.py" line="83"/>
+        <source>points</source>
+        <translation>points</translation>
+    </message>
+    <message>
+        <location filename="../plugin/layers.py" line="83"/>
+        <source>polygons</source>
+        <translation>polygones</translation>
+    </message>
+    <message>
+        <location filename="../plugin/layers.py" line="84"/>
+        <source>{layer} ({family})</source>
+        <translation>{layer} ({family})</translation>
+    </message>
+    <message>
+        <location filename="../plugin/layers.py" line="109"/>
+        <source>A {layer} feature has no point, line or polygon geometry.</source>
+        <translation>Une entité de {layer} n'a pas de géométrie ponctuelle, linéaire ou polygonale.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/plugin_main.py" line="37"/>
+        <source>Backend setup...</source>
+        <translation>Installation du moteur...</translation>
+    </message>
+    <message>
+        <location filename="../plugin/plugin_main.py" line="37"/>
+        <source>Settings...</source>
+        <translation>Paramètres...</translation>
+    </message>
+    <message>
+        <location filename="../plugin/plugin_main.py" line="38"/>
+        <source>About EarthGPT-X</source>
+        <translation>À propos d'EarthGPT-X</translation>
+    </message>
+    <message>
+        <location filename="../plugin/plugin_main.py" line="98"/>
+        <source>Version {0}. Models run in a separate worker process; see the README for GPU needs.</source>
+        <translation>Version {0}. Les modèles s'exécutent dans un processus de calcul séparé ; voir le README pour les besoins en GPU.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/settings_dialog.py" line="24"/>
+        <source>EarthGPT-X settings</source>
+        <translation>Paramètres d'EarthGPT-X</translation>
+    </message>
+    <message>
+        <location filename="../plugin/settings_dialog.py" line="27"/>
+        <source>Local model (worker process)</source>
+        <translation>Modèle local (processus de calcul)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/settings_dialog.py" line="28"/>
+        <source>OpenAI-compatible server (vLLM, Ollama, llama.cpp)</source>
+        <translation>Serveur compatible OpenAI (vLLM, Ollama, llama.cpp)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/settings_dialog.py" line="30"/>
+        <source>Backend</source>
+        <translation>Moteur</translation>
+    </message>
+    <message>
+        <location filename="../plugin/settings_dialog.py" line="32"/>
+        <source>Model (hub id, folder, or served name)</source>
+        <translation>Modèle (identifiant sur le Hub, dossier ou nom servi)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/settings_dialog.py" line="35"/>
+        <source>Endpoint</source>
+        <translation>Point de terminaison</translation>
+    </message>
+    <message>
+        <location filename="../plugin/settings_dialog.py" line="39"/>
+        <source>Remote model family</source>
+        <translation>Famille du modèle distant</translation>
+    </message>
+    <message>
+        <location filename="../plugin/settings_dialog.py" line="42"/>
+        <source>Endpoint token (authentication database)</source>
+        <translation>Jeton du point de terminaison (base de données d'authentification)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/settings_dialog.py" line="46"/>
+        <source>Device</source>
+        <translation>Périphérique</translation>
+    </message>
+    <message>
+        <location filename="../plugin/settings_dialog.py" line="50"/>
+        <source>Quantization</source>
+        <translation>Quantification</translation>
+    </message>
+    <message>
+        <location filename="../plugin/settings_dialog.py" line="54"/>
+        <source>Max new tokens</source>
+        <translation>Nombre max. de nouveaux jetons</translation>
+    </message>
+    <message>
+        <location filename="../plugin/settings_dialog.py" line="59"/>
+        <source>Chip pixel budget</source>
+        <translation>Budget de pixels de la vignette</translation>
+    </message>
+    <message>
+        <location filename="../plugin/settings_dialog.py" line="64"/>
+        <source>Context margin (fraction of the prompt)</source>
+        <translation>Marge de contexte (fraction de l'invite)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/settings_dialog.py" line="68"/>
+        <source>Smallest chip side (pixels)</source>
+        <translation>Côté minimal de la vignette (pixels)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/settings_dialog.py" line="71"/>
+        <source>Worker Python</source>
+        <translation>Python du processus de calcul</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup_plan.py" line="215"/>
+        <source>NVIDIA driver {driver} supports CUDA {cuda}: PyTorch's {build} build, for {gpu}.</source>
+        <translation>Le pilote NVIDIA {driver} prend en charge CUDA {cuda} : variante {build} de PyTorch, pour {gpu}.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup_plan.py" line="217"/>
+        <source>NVIDIA driver {driver} is older than the {minimum} that CUDA {cuda} asks for, but runs CUDA 12 builds through minor-version compatibility: PyTorch's {build} build, for {gpu}. Updating the driver is recommended.</source>
+        <translation>Le pilote NVIDIA {driver} est antérieur à la version {minimum} qu'exige CUDA {cuda}, mais il exécute les variantes CUDA 12 grâce à la compatibilité entre versions mineures : variante {build} de PyTorch, pour {gpu}. Il est recommandé de mettre à jour le pilote.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup_plan.py" line="221"/>
+        <source>No NVIDIA driver found: PyTorch's CPU build. Answers will be slow on the CPU.</source>
+        <translation>Aucun pilote NVIDIA trouvé : variante CPU de PyTorch. Les réponses seront lentes sur le CPU.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup_plan.py" line="223"/>
+        <source>NVIDIA driver {driver} is too old for the CUDA builds of PyTorch {torch}: PyTorch's CPU build. Update the driver to {minimum} or newer to use {gpu}.</source>
+        <translation>Le pilote NVIDIA {driver} est trop ancien pour les variantes CUDA de PyTorch {torch} : variante CPU de PyTorch. Mettez à jour le pilote vers la version {minimum} ou plus récente pour utiliser {gpu}.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup_plan.py" line="226"/>
+        <source>The CUDA builds of PyTorch {torch} have no kernels for {gpu}: PyTorch's CPU build.</source>
+        <translation>Les variantes CUDA de PyTorch {torch} n'ont pas de noyaux pour {gpu} : variante CPU de PyTorch.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup_plan.py" line="228"/>
+        <source>macOS on Apple silicon: PyTorch from PyPI, which uses the GPU through Metal (MPS).</source>
+        <translation>macOS sur puce Apple : PyTorch depuis PyPI, qui utilise le GPU via Metal (MPS).</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup_plan.py" line="230"/>
+        <source>macOS on an Intel Mac: PyTorch {torch} publishes no build for it, so the worker environment cannot be made here. Use a remote engine instead.</source>
+        <translation>macOS sur un Mac Intel : PyTorch {torch} ne publie aucune variante pour cette plateforme, l'environnement de calcul ne peut donc pas être créé ici. Utilisez plutôt un moteur distant.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup_plan.py" line="402"/>
+        <source>Run diagnostics</source>
+        <translation>Lancer le diagnostic</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup_plan.py" line="429"/>
+        <source>Check the base Python</source>
+        <translation>Vérifier le Python de base</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup_plan.py" line="431"/>
+        <source>Choose another base Python.</source>
+        <translation>Choisissez un autre Python de base.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup_plan.py" line="432"/>
+        <source>Create the virtual environment</source>
+        <translation>Créer l'environnement virtuel</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup_plan.py" line="434"/>
+        <source>On Debian and Ubuntu, install the python3-venv package (sudo apt install python3-venv).</source>
+        <translation>Sous Debian et Ubuntu, installez le paquet python3-venv (sudo apt install python3-venv).</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup_plan.py" line="436"/>
+        <source>pip's message is at the end of the log; the most common cause is the network (internet connection, proxy). Run Create / update again once fixed: finished steps are then quick.</source>
+        <translation>Le message de pip se trouve à la fin du journal ; la cause la plus fréquente est le réseau (connexion Internet, proxy). Relancez Créer / mettre à jour une fois le problème corrigé : les étapes déjà terminées seront alors rapides.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup_plan.py" line="439"/>
+        <source>Upgrade pip</source>
+        <translation>Mettre à jour pip</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup_plan.py" line="442"/>
+        <source>Install PyTorch and torchvision (several GB)</source>
+        <translation>Installer PyTorch et torchvision (plusieurs Go)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup_plan.py" line="444"/>
+        <source>Install the worker packages</source>
+        <translation>Installer les paquets du processus de calcul</translation>
+    </message>
+</context>
+</TS>
