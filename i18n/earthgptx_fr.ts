@@ -261,159 +261,249 @@
         <translation>Relancez Créer / mettre à jour pour terminer l'environnement.</translation>
     </message>
     <message>
+        <location filename="../plugin/dock.py" line="39"/>
+        <source>Free question</source>
+        <translation>Question libre</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="40"/>
+        <source>Question (short answer)</source>
+        <translation>Question (réponse courte)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="41"/>
+        <source>Describe the image</source>
+        <translation>Décrire l’image</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="42"/>
+        <source>Classify the scene</source>
+        <translation>Classer la scène</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="43"/>
+        <source>Describe region 1</source>
+        <translation>Décrire la région 1</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="44"/>
+        <source>What is in region 1?</source>
+        <translation>Qu’y a-t-il dans la région 1 ?</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="45"/>
+        <source>Relation between regions</source>
+        <translation>Relation entre les régions</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="46"/>
+        <source>Find all ... (boxes)</source>
+        <translation>Trouver tous les ... (boîtes)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="48"/>
+        <source>Optical</source>
+        <translation>Optique</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="49"/>
+        <source>SAR</source>
+        <translation>SAR</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="50"/>
+        <source>Thermal infrared</source>
+        <translation>Infrarouge thermique</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="51"/>
+        <source>Box</source>
+        <translation>Boîte</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="51"/>
+        <source>Point</source>
+        <translation>Point</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="52"/>
+        <source>Free-form</source>
+        <translation>Forme libre</translation>
+    </message>
+    <message>
         <location filename="../plugin/dock.py" line="53"/>
+        <source>box</source>
+        <translation>boîte</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="53"/>
+        <source>point</source>
+        <translation>point</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="54"/>
+        <source>polygon</source>
+        <translation>polygone</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="55"/>
+        <source>scribble</source>
+        <translation>tracé libre</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="65"/>
         <location filename="../plugin/layers.py" line="168"/>
-        <location filename="../plugin/plugin_main.py" line="32"/>
+        <location filename="../plugin/plugin_main.py" line="35"/>
         <source>EarthGPT-X</source>
         <translation>EarthGPT-X</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="81"/>
+        <location filename="../plugin/dock.py" line="93"/>
         <source>Raster</source>
         <translation>Raster</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="83"/>
+        <location filename="../plugin/dock.py" line="95"/>
         <source>Auto</source>
         <translation>Auto</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="86"/>
+        <location filename="../plugin/dock.py" line="98"/>
         <source>Modality</source>
         <translation>Modalité</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="88"/>
+        <location filename="../plugin/dock.py" line="100"/>
         <source>auto, or e.g. 4 3 2</source>
         <translation>auto, ou p. ex. 4 3 2</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="89"/>
+        <location filename="../plugin/dock.py" line="101"/>
         <source>Bands</source>
         <translation>Bandes</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="93"/>
+        <location filename="../plugin/dock.py" line="105"/>
         <source>Task</source>
         <translation>Tâche</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="105"/>
+        <location filename="../plugin/dock.py" line="117"/>
         <source>Clear</source>
         <translation>Effacer</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="114"/>
+        <location filename="../plugin/dock.py" line="126"/>
         <source>Ask about the prompts, or the whole raster (for grounding: what to find)</source>
         <translation>Posez une question sur les invites ou sur tout le raster (pour la localisation : ce qu'il faut trouver)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="118"/>
+        <location filename="../plugin/dock.py" line="130"/>
         <source>Ask</source>
         <translation>Demander</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="120"/>
+        <location filename="../plugin/dock.py" line="132"/>
         <source>Stop</source>
         <translation>Arrêter</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="134"/>
+        <location filename="../plugin/dock.py" line="146"/>
         <source>Export GeoPackage...</source>
         <translation>Exporter en GeoPackage...</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="134"/>
+        <location filename="../plugin/dock.py" line="146"/>
         <source>Export shapefile...</source>
         <translation>Exporter en shapefile...</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="154"/>
+        <location filename="../plugin/dock.py" line="166"/>
         <source>Model: {0} ({1}, {2}, {3}{4})</source>
         <translation>Modèle : {0} ({1}, {2}, {3}{4})</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="157"/>
+        <location filename="../plugin/dock.py" line="169"/>
         <source>Model: not loaded (it loads with the first question)</source>
         <translation>Modèle : non chargé (il se charge à la première question)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="179"/>
+        <location filename="../plugin/dock.py" line="191"/>
         <source>{0}: {1}</source>
         <translation>{0} : {1}</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="196"/>
+        <location filename="../plugin/dock.py" line="208"/>
         <source>Choose a raster layer first.</source>
         <translation>Choisissez d'abord une couche raster.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="207"/>
+        <location filename="../plugin/dock.py" line="219"/>
         <source>Bands must be numbers, e.g. 4 3 2</source>
         <translation>Les bandes doivent être des nombres, p. ex. 4 3 2</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="214"/>
+        <location filename="../plugin/dock.py" line="226"/>
         <source>Part of a prompt lies outside the raster and was clipped.</source>
         <translation>Une partie d'une invite déborde du raster et a été découpée.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="231"/>
+        <location filename="../plugin/dock.py" line="243"/>
         <source>You</source>
         <translation>Vous</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="232"/>
+        <location filename="../plugin/dock.py" line="244"/>
         <source>Model</source>
         <translation>Modèle</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="270"/>
+        <location filename="../plugin/dock.py" line="282"/>
         <source>the question was stopped</source>
         <translation>la question a été interrompue</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="277"/>
+        <location filename="../plugin/dock.py" line="289"/>
         <source>stopped</source>
         <translation>interrompu</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="279"/>
+        <location filename="../plugin/dock.py" line="291"/>
         <source>{0} region(s) found</source>
         <translation>{0} région(s) trouvée(s)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="338"/>
+        <location filename="../plugin/dock.py" line="350"/>
         <source>Model worker restarted; the model loads with the next question.</source>
         <translation>Processus de calcul redémarré ; le modèle se chargera à la prochaine question.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="347"/>
+        <location filename="../plugin/dock.py" line="359"/>
         <source>Export to GeoPackage</source>
         <translation>Exporter en GeoPackage</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="352"/>
+        <location filename="../plugin/dock.py" line="364"/>
         <source>Export to shapefiles</source>
         <translation>Exporter en shapefiles</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="360"/>
+        <location filename="../plugin/dock.py" line="372"/>
         <source>Export failed, nothing was changed: {0}</source>
         <translation>Échec de l'export, rien n'a été modifié : {0}</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="364"/>
+        <location filename="../plugin/dock.py" line="376"/>
         <source>Text longer than {0} bytes was split over continuation fields ({1}, ...).</source>
         <translation>Le texte de plus de {0} octets a été réparti sur des champs de suite ({1}, ...).</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="366"/>
+        <location filename="../plugin/dock.py" line="378"/>
         <source>Exported to {0}</source>
         <translation>Exporté vers {0}</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="375"/>
+        <location filename="../plugin/dock.py" line="387"/>
         <source>Restart the model worker</source>
         <translation>Redémarrer le processus de calcul</translation>
     </message>
@@ -483,22 +573,22 @@
         <translation>Une entité de {layer} n'a pas de géométrie ponctuelle, linéaire ou polygonale.</translation>
     </message>
     <message>
-        <location filename="../plugin/plugin_main.py" line="37"/>
+        <location filename="../plugin/plugin_main.py" line="40"/>
         <source>Backend setup...</source>
         <translation>Installation du moteur...</translation>
     </message>
     <message>
-        <location filename="../plugin/plugin_main.py" line="37"/>
+        <location filename="../plugin/plugin_main.py" line="40"/>
         <source>Settings...</source>
         <translation>Paramètres...</translation>
     </message>
     <message>
-        <location filename="../plugin/plugin_main.py" line="38"/>
+        <location filename="../plugin/plugin_main.py" line="41"/>
         <source>About EarthGPT-X</source>
         <translation>À propos d'EarthGPT-X</translation>
     </message>
     <message>
-        <location filename="../plugin/plugin_main.py" line="98"/>
+        <location filename="../plugin/plugin_main.py" line="104"/>
         <source>Version {0}. Models run in a separate worker process; see the README for GPU needs.</source>
         <translation>Version {0}. Les modèles s'exécutent dans un processus de calcul séparé ; voir le README pour les besoins en GPU.</translation>
     </message>

@@ -8,7 +8,7 @@ from typing import Dict, List, Optional
 from qgis.core import (Qgis, QgsApplication, QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsGeometry,
                        QgsMapLayerProxyModel, QgsProject, QgsRasterLayer)
 from qgis.gui import QgsMapLayerComboBox, QgsRubberBand
-from qgis.PyQt.QtCore import QCoreApplication, pyqtSignal
+from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP, QCoreApplication, pyqtSignal
 from qgis.PyQt.QtGui import QColor
 from qgis.PyQt.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
                                  QListWidget, QPlainTextEdit, QProgressBar, QPushButton, QTextBrowser, QToolButton,
@@ -35,12 +35,24 @@ def tr(text: str) -> str:
     return QCoreApplication.translate("EarthGPTX", text)
 
 
-TASK_LABELS = {
-    Task.CHAT: "Free question", Task.VQA: "Question (short answer)", Task.CAPTIONING: "Describe the image",
-    Task.SCENE_CLASSIFICATION: "Classify the scene", Task.REGION_CAPTIONING: "Describe region 1",
-    Task.REFERRING_CLASSIFICATION: "What is in region 1?", Task.RELATION: "Relation between regions",
-    Task.GROUNDING: "Find all ... (boxes)",
+TASK_LABELS = {  # marked for translation here, translated where shown
+    Task.CHAT: QT_TRANSLATE_NOOP("EarthGPTX", "Free question"),
+    Task.VQA: QT_TRANSLATE_NOOP("EarthGPTX", "Question (short answer)"),
+    Task.CAPTIONING: QT_TRANSLATE_NOOP("EarthGPTX", "Describe the image"),
+    Task.SCENE_CLASSIFICATION: QT_TRANSLATE_NOOP("EarthGPTX", "Classify the scene"),
+    Task.REGION_CAPTIONING: QT_TRANSLATE_NOOP("EarthGPTX", "Describe region 1"),
+    Task.REFERRING_CLASSIFICATION: QT_TRANSLATE_NOOP("EarthGPTX", "What is in region 1?"),
+    Task.RELATION: QT_TRANSLATE_NOOP("EarthGPTX", "Relation between regions"),
+    Task.GROUNDING: QT_TRANSLATE_NOOP("EarthGPTX", "Find all ... (boxes)"),
 }
+MODALITY_LABELS = ((Modality.OPTICAL, QT_TRANSLATE_NOOP("EarthGPTX", "Optical")),
+                   (Modality.SAR, QT_TRANSLATE_NOOP("EarthGPTX", "SAR")),
+                   (Modality.INFRARED, QT_TRANSLATE_NOOP("EarthGPTX", "Thermal infrared")))
+TOOL_LABELS = (("point", QT_TRANSLATE_NOOP("EarthGPTX", "Point")), ("box", QT_TRANSLATE_NOOP("EarthGPTX", "Box")),
+               ("freeform", QT_TRANSLATE_NOOP("EarthGPTX", "Free-form")))
+KIND_LABELS = {"point": QT_TRANSLATE_NOOP("EarthGPTX", "point"), "box": QT_TRANSLATE_NOOP("EarthGPTX", "box"),
+               "polygon": QT_TRANSLATE_NOOP("EarthGPTX", "polygon"),
+               "scribble": QT_TRANSLATE_NOOP("EarthGPTX", "scribble")}
 PROMPT_COLOUR = QColor(255, 210, 0, 230)
 
 
@@ -81,7 +93,7 @@ class EarthGPTXDock(QDockWidget):
         form.addRow(tr("Raster"), self.layer_box)
         self.modality_box = QComboBox()
         self.modality_box.addItem(tr("Auto"), None)
-        for m, label in ((Modality.OPTICAL, "Optical"), (Modality.SAR, "SAR"), (Modality.INFRARED, "Thermal infrared")):
+        for m, label in MODALITY_LABELS:
             self.modality_box.addItem(tr(label), m.value)
         form.addRow(tr("Modality"), self.modality_box)
         self.bands_edit = QLineEdit()
@@ -94,7 +106,7 @@ class EarthGPTXDock(QDockWidget):
         lay.addLayout(form)
 
         tools = QHBoxLayout()
-        for key, label in (("point", "Point"), ("box", "Box"), ("freeform", "Free-form")):
+        for key, label in TOOL_LABELS:
             button = QToolButton()
             button.setText(tr(label))
             button.setCheckable(True)
@@ -176,7 +188,7 @@ class EarthGPTXDock(QDockWidget):
         band.setFillColor(QColor(255, 210, 0, 40))
         band.setWidth(2)
         self.bands.append(band)
-        self.prompt_list.addItem(tr("{0}: {1}").format(index, tr(kind)))
+        self.prompt_list.addItem(tr("{0}: {1}").format(index, tr(KIND_LABELS[kind])))
 
     def clear_prompts(self) -> None:
         for band in self.bands:
@@ -228,7 +240,7 @@ class EarthGPTXDock(QDockWidget):
         qtask.history_key = key
         qtask.layer_name = layer.name()
         self.tasks[question_id] = qtask
-        self.conversation.append(f"<p><b>{html.escape(tr('You'))}:</b> {html.escape(instruction or TASK_LABELS[task])}</p>")
+        self.conversation.append(f"<p><b>{html.escape(tr('You'))}:</b> {html.escape(instruction or tr(TASK_LABELS[task]))}</p>")
         self.conversation.append(f"<p><b>{html.escape(tr('Model'))}:</b> </p>")
         self._busy(True)
         if self.model is None:

@@ -23,9 +23,12 @@ class EarthGPTXPlugin:
     """Adds the EarthGPT-X dock, menu and toolbar button to QGIS and removes them on unload."""
 
     def __init__(self, iface):
+        from .i18n import install_translator
+
         self.iface = iface
         self.actions: list = []
         self.dock = None
+        self.translator = install_translator(PLUGIN_DIR)  # before any widget is built
 
     def initGui(self) -> None:  # noqa: N802 - QGIS API
         icon = QIcon(os.path.join(PLUGIN_DIR, "resources", "icon.svg"))
@@ -55,6 +58,9 @@ class EarthGPTXPlugin:
             self.iface.removePluginRasterMenu(MENU, action)
             self.iface.removeToolBarIcon(action)
         self.actions.clear()
+        from .i18n import remove_translator
+
+        remove_translator(self.translator)
 
     def toggle_dock(self, checked: bool = True) -> None:
         if self.dock is None:
