@@ -19,7 +19,6 @@ from ..model_backend.interface import Role, Task, Turn, check_question
 from ..model_backend.normalise import Modality
 from ..model_backend.prompts import PromptKind, VisualPrompt
 from ..model_backend.schema import SHAPEFILE_TEXT_LIMIT, new_id, utc_now
-from ..model_backend.worker.client import WorkerClient
 from .export import export_gpkg, export_shapefiles
 from .layers import OutputLayers
 from .map_tools.box_tool import BoxTool
@@ -29,6 +28,7 @@ from .raster_view import (DrawnPrompt, LayerView, RasterInfo, chip_shape_geometr
                           view_prompts)
 from .settings import PluginSettings
 from .tasks import LoadTask, QuestionTask
+from .worker_pool import POOL
 
 
 def tr(text: str) -> str:
@@ -67,7 +67,8 @@ class EarthGPTXDock(QDockWidget):
         self.iface = iface
         self.canvas = iface.mapCanvas()
         self.settings = PluginSettings.load()
-        self.client = WorkerClient(python=self.settings.worker_python)
+        self.pool = POOL
+        self.client = POOL.client
         self.model: Optional[dict] = None
         self.outputs = OutputLayers()
         self.prompts: List[DrawnPrompt] = []
@@ -249,8 +250,6 @@ class EarthGPTXDock(QDockWidget):
             QgsApplication.taskManager().addTask(qtask)
 
     def _load_then(self, qtask: QuestionTask) -> None:
-        self.client.python = self.settings.worker_python
-
         def done(model, error, died):
             self.tasks.pop("load", None)  # QGIS deletes finished tasks
             if model is None:
@@ -260,7 +259,7 @@ class EarthGPTXDock(QDockWidget):
             self.update_status()
             QgsApplication.taskManager().addTask(qtask)
 
-        load = LoadTask(self.client, self.settings.load_request(), done)
+        load = LoadTask(self.pool, self.settings.worker_python, self.settings.load_request(), done)
         load.progressMessage.connect(self.update_status)
         self.tasks["load"] = load
         QgsApplication.taskManager().addTask(load)
@@ -339,13 +338,12 @@ class EarthGPTXDock(QDockWidget):
     def apply_settings(self, settings: PluginSettings) -> None:
         """New settings: the model reloads with the next question when the model or backend changed."""
         if settings.load_request() != self.settings.load_request() or settings.worker_python != self.settings.worker_python:
-            self.client.kill()
-            self.model = None
+            self.model = None  # the shared worker loads the new model with the next question
         self.settings = settings
         self.update_status()
 
     def restart_worker(self) -> None:
-        self.client.kill()
+        self.pool.reset()
         self.model = None
         self.update_status(tr("Model worker restarted; the model loads with the next question."))
 
@@ -397,4 +395,4 @@ class EarthGPTXDock(QDockWidget):
         for tool in self.tools.values():
             if self.canvas.mapTool() is tool:
                 self.canvas.unsetMapTool(tool)
-        self.client.kill()
+        self.pool.reset()

@@ -20,26 +20,25 @@ from ..model_backend.normalise import Modality
 from ..model_backend.prompts import VisualPrompt
 from ..model_backend.worker.client import WorkerClient
 from .raster_view import LayerView, RasterInfo, read_chip
+from .worker_pool import WorkerPool
 
 
 class LoadTask(QgsTask):
-    """Start the worker if needed and load the model described by ``load_fields``."""
+    """Start the shared worker if needed and load the model described by ``load_fields``."""
 
     progressMessage = pyqtSignal(str)
 
-    def __init__(self, client: WorkerClient, load_fields: dict, on_done: Callable[[Optional[dict], str, bool], None]):
+    def __init__(self, pool: WorkerPool, python: str, load_fields: dict,
+                 on_done: Callable[[Optional[dict], str, bool], None]):
         super().__init__("EarthGPT-X: loading the model", QgsTask.Flag.CanCancel)
-        self.client, self.load_fields, self.on_done = client, load_fields, on_done
+        self.pool, self.python, self.load_fields, self.on_done = pool, python, load_fields, on_done
         self.model: Optional[dict] = None
         self.error = ""
         self.worker_died = False
 
     def run(self) -> bool:
         try:
-            if not self.client.alive:
-                self.progressMessage.emit("Starting the model worker...")
-                self.client.start()
-            self.model = self.client.load(on_progress=self.progressMessage.emit, **self.load_fields)
+            self.model = self.pool.ensure(self.python, self.load_fields, self.progressMessage.emit)
             return True
         except WorkerError as exc:
             self.error, self.worker_died = str(exc), True
