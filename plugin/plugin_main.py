@@ -29,8 +29,18 @@ class EarthGPTXPlugin:
         self.actions: list = []
         self.dock = None
         self.translator = install_translator(PLUGIN_DIR)  # before any widget is built
+        self.provider = None
+
+    def initProcessing(self) -> None:  # noqa: N802 - QGIS API (also called by qgis_process)
+        from qgis.core import QgsApplication
+
+        from .processing.provider import EarthGPTXProvider
+
+        self.provider = EarthGPTXProvider()
+        QgsApplication.processingRegistry().addProvider(self.provider)
 
     def initGui(self) -> None:  # noqa: N802 - QGIS API
+        self.initProcessing()
         icon = QIcon(os.path.join(PLUGIN_DIR, "resources", "icon.svg"))
         show = QAction(icon, tr("EarthGPT-X"), self.iface.mainWindow())
         show.setCheckable(True)
@@ -49,6 +59,11 @@ class EarthGPTXPlugin:
         self.actions.append(action)
 
     def unload(self) -> None:
+        if self.provider is not None:
+            from qgis.core import QgsApplication
+
+            QgsApplication.processingRegistry().removeProvider(self.provider)
+            self.provider = None
         if self.dock is not None:
             self.dock.shutdown()
             self.iface.removeDockWidget(self.dock)

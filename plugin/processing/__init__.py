@@ -1,0 +1,1 @@
+"""QGIS Processing algorithms of EarthGPT-X (toolbox, modeler, batch, qgis_process)."""
