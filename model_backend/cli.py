@@ -26,6 +26,7 @@ from .encoding import Convention, CoordinateFrame
 from .errors import EXIT_USAGE, EarthGPTXError, InvalidArgumentError
 from .geometry import PROMPT_KINDS, parse_wkt, prompt_from_geometry, prompt_geometry
 from .cli_ask import _add_ask_parser, run_ask
+from .cli_find import _add_find_parser, run_find
 from .locate import locate_prompt, read_scene
 from .marks import draw_marks
 from .normalise import Modality
@@ -62,13 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
     loc.add_argument("--bands", type=int, nargs="+", metavar="N", help="1-based bands: one (grey) or three (RGB)")
     loc.add_argument("--chip-png", metavar="PATH", help="also write the model-ready chip with the prompt marked")
     _add_ask_parser(sub)
+    _add_find_parser(sub)
     return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        result = _locate(args) if args.command == "locate" else run_ask(args)
+        result = {"locate": _locate, "ask": run_ask, "find": run_find}[args.command](args)
     except EarthGPTXError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -82,22 +82,25 @@ class Worker:
             return
         self.job, self.state = rid, ("loading" if kind == "load" else "busy")
         self._cancel.clear()
-        run: Callable[[Any, Dict[str, Any]], None] = self._load if kind == "load" else self._ask
+        run: Callable[[Any, Dict[str, Any]], Dict[str, Any]] = self._load if kind == "load" else self._ask
         self._thread = threading.Thread(target=self._run_job, args=(run, rid, request), daemon=True)
         self._thread.start()
 
     def _run_job(self, run, rid, request) -> None:
+        """Run a job; its final reply is sent only once the worker is idle again, so a client may send
+        the next request as soon as it has the reply."""
         try:
-            run(rid, request)
+            reply = run(rid, request)
         except EarthGPTXError as exc:
-            self.error(rid, type(exc).__name__, str(exc))
+            reply = {"type": "error", "id": rid, "error": type(exc).__name__, "message": str(exc)}
         except Exception as exc:  # the worker must survive anything a job throws
-            self.error(rid, "InternalError", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-        finally:
-            self.job, self.state = None, "idle"
+            reply = {"type": "error", "id": rid, "error": "InternalError",
+                     "message": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
+        self.job, self.state, self._thread = None, "idle", None
+        self.send(reply)
 
     # -- jobs -------------------------------------------------------------------------------------
-    def _load(self, rid, request: Dict[str, Any]) -> None:
+    def _load(self, rid, request: Dict[str, Any]) -> Dict[str, Any]:
         def status(message: str) -> None:
             self.send({"type": "progress", "id": rid, "message": message})
 
@@ -118,9 +121,9 @@ class Worker:
                                        api_key=request.get("api_key"), timeout=float(request.get("timeout", 120)))
         else:
             raise InvalidArgumentError(f"unknown backend {backend!r}; choose local or openai")
-        self.send({"type": "loaded", "id": rid, "model": self.engine.describe()})
+        return {"type": "loaded", "id": rid, "model": self.engine.describe()}
 
-    def _ask(self, rid, request: Dict[str, Any]) -> None:
+    def _ask(self, rid, request: Dict[str, Any]) -> Dict[str, Any]:
         try:
             image = np.load(request["chip"], allow_pickle=False)
         except (OSError, ValueError, KeyError) as exc:
@@ -132,7 +135,7 @@ class Worker:
                          max_new_tokens=int(request.get("max_new_tokens", 512)))
         answer = self.engine.ask(ask, on_text=lambda t: self.send({"type": "token", "id": rid, "text": t}),
                                  cancel=self._cancel)
-        self.send({"type": "answer", "id": rid, "answer": answer.to_dict()})
+        return {"type": "answer", "id": rid, "answer": answer.to_dict()}
 
     def heartbeat(self, period: float, stop: threading.Event) -> None:
         while not stop.wait(period):
