@@ -99,6 +99,8 @@ def plan_load(source: str, policy: LoadPolicy, model_id: Optional[str] = None) -
     import torch
     from transformers import AutoConfig
 
+    from . import earthgptx  # noqa: F401  registers the native EarthGPT-X (model_type "earthgptx")
+
     config = AutoConfig.from_pretrained(source)
     fam = family(getattr(config, "model_type", ""))
     device = policy.device
@@ -154,7 +156,7 @@ def estimate_bytes(config, quant: str) -> int:
 
     with torch.device("meta"):
         model = AutoModelForImageTextToText.from_config(config)
-    quantizable, other = _count_params(model, torch.nn.Linear)
+    quantizable, other = _count_params(model, torch.nn.Linear, skip_modules(getattr(config, "model_type", "")))
     per_param = {"4bit": None, "bf16": 2.0, "fp32": 4.0}[quant]
     if per_param is None:
         weights = quantizable * 0.5 * (1 + 1 / 64) + other * 2.0
@@ -163,11 +165,22 @@ def estimate_bytes(config, quant: str) -> int:
     return int(weights) + _RUNTIME_MARGIN_BYTES
 
 
-def _count_params(model, linear_type) -> Tuple[int, int]:
+def skip_modules(model_type: str) -> list:
+    """Modules kept unquantized in 4-bit: the vision side and ``lm_head`` (the native EarthGPT-X: its
+    encoders, spatial-aware encoder, fusion and projector)."""
+    if model_type == "earthgptx":
+        from .earthgptx import SKIP_QUANTIZATION as EARTHGPTX_SKIP
+
+        return list(EARTHGPTX_SKIP)
+    return list(SKIP_QUANTIZATION)
+
+
+def _count_params(model, linear_type, skip=None) -> Tuple[int, int]:
     """(parameters in quantizable Linear layers, all other parameters)."""
+    skip = SKIP_QUANTIZATION if skip is None else skip
     quantizable = 0
     for name, module in model.named_modules():
-        if isinstance(module, linear_type) and not any(s in name for s in SKIP_QUANTIZATION):
+        if isinstance(module, linear_type) and not any(s in name for s in skip):
             quantizable += sum(p.numel() for p in module.parameters(recurse=False))
     total = sum(p.numel() for p in model.parameters())
     return quantizable, total - quantizable
@@ -196,12 +209,18 @@ def load_model(plan: LoadPlan):
 
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16, llm_int8_skip_modules=SKIP_QUANTIZATION)
+            bnb_4bit_compute_dtype=torch.bfloat16,
+            llm_int8_skip_modules=skip_modules(plan.family.name))
         kwargs["dtype"] = torch.bfloat16
         kwargs["device_map"] = {"": plan.device}
     else:
         kwargs["dtype"] = torch.bfloat16 if plan.quantization == "bf16" else torch.float32
-    processor = AutoProcessor.from_pretrained(plan.source)
+    if plan.family.name == "earthgptx":
+        from .earthgptx import EarthGPTXProcessor
+
+        processor = EarthGPTXProcessor.from_pretrained(plan.source)
+    else:
+        processor = AutoProcessor.from_pretrained(plan.source)
     model = AutoModelForImageTextToText.from_pretrained(plan.source, **kwargs)
     if plan.quantization != "4bit":
         model.to(plan.device)

@@ -66,7 +66,11 @@ class LocalEngine(Engine):
         frame = self.frame_for(request.image.shape[1], request.image.shape[0])
         prompt = build_prompt(request, self.family, frame)
         text = self.processor.apply_chat_template(prompt.messages, add_generation_prompt=True, tokenize=False)
-        inputs = self.processor(text=[text], images=[Image.fromarray(prompt.image)], return_tensors="pt")
+        if self.family.name == "earthgptx":  # the native model also reads the prompts as a mask
+            inputs = self.processor(text=[text], images=[prompt.image], prompts=[request.prompts],
+                                    return_tensors="pt")
+        else:
+            inputs = self.processor(text=[text], images=[Image.fromarray(prompt.image)], return_tensors="pt")
         if frame.convention is Convention.RESIZED_PIXELS:
             _, gh, gw = (int(v) for v in inputs["image_grid_thw"][0])
             patch = self.processor.image_processor.patch_size

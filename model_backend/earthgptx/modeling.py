@@ -172,12 +172,8 @@ class EarthGPTXForConditionalGeneration(EarthGPTXPreTrainedModel, GenerationMixi
     def get_output_embeddings(self):
         return self.language_model.get_output_embeddings()
 
-    def _set_gradient_checkpointing(self, *args, **kwargs):
-        for module in (self.language_model, self.dinov2, self.convnext):
-            if getattr(module, "supports_gradient_checkpointing", False):
-                module.gradient_checkpointing_enable()
-
     def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None):
+        """Activation checkpointing in the LLM and the two visual encoders (the fusion is small)."""
         for module in (self.language_model, self.dinov2, self.convnext):
             if getattr(module, "supports_gradient_checkpointing", False):
                 module.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)

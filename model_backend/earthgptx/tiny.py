@@ -25,7 +25,8 @@ def tiny_config(tokenizer):
     eot, im_end = tokenizer.convert_tokens_to_ids("<|endoftext|>"), tokenizer.convert_tokens_to_ids("<|im_end|>")
     text = Qwen2Config(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                       pad_token_id=eot, bos_token_id=eot, eos_token_id=im_end, tie_word_embeddings=False)
+                       pad_token_id=eot, bos_token_id=eot, eos_token_id=im_end, tie_word_embeddings=False,
+                       initializer_range=0.2)  # frozen lm_head able to give peaked logits (see docstring)
     return EarthGPTXConfig(
         dinov2_config=Dinov2Config(image_size=TINY_IMAGE, patch_size=8, hidden_size=32, num_hidden_layers=2,
                                    num_attention_heads=2, mlp_ratio=2),

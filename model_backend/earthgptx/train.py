@@ -34,7 +34,10 @@ from typing import Dict, List, Sequence
 import numpy as np
 
 TRAINABLE_PREFIXES = ("prompt_encoder", "prompt_proj", "fusion", "image_proj", "source_embed", "projector")
-LORA_TARGETS = r".*language_model\..*\.self_attn\.(q_proj|k_proj|v_proj|o_proj)"
+#: LoRA target modules (regex over module names): "attention" as reported for EarthGPT-X (the LLM's
+#: self-attention), "all" adds the MLP projections (faster adaptation of small LLMs)
+LORA_TARGETS = {"attention": r".*language_model\..*\.self_attn\.(q_proj|k_proj|v_proj|o_proj)",
+                "all": r".*language_model\..*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"}
 
 
 # -- data ---------------------------------------------------------------------------------------------
@@ -136,7 +139,7 @@ def batch_indexes(step: int, batch_size: int, n: int, seed: int) -> List[int]:
 # -- model --------------------------------------------------------------------------------------------
 
 def build_model(model_dir: str, quantization: str, lora_r: int, lora_alpha: int, lora_dropout: float,
-                gradient_checkpointing: bool):
+                gradient_checkpointing: bool, lora_targets: str = "attention"):
     """(peft model, processor, device, quantization used)."""
     import torch
     from peft import LoraConfig, get_peft_model
@@ -169,12 +172,10 @@ def build_model(model_dir: str, quantization: str, lora_r: int, lora_alpha: int,
         model.language_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.language_model.config.use_cache = False
     peft_model = get_peft_model(model, LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
-                                                  target_modules=LORA_TARGETS, bias="none"))
+                                                  target_modules=LORA_TARGETS[lora_targets], bias="none"))
     for name, p in peft_model.named_parameters():
         if "lora_" in name or _module_name(name).startswith(TRAINABLE_PREFIXES):
             p.requires_grad_(True)
-        if quantization == "4bit" and p.requires_grad:
-            p.data = p.data.float()
     return peft_model, EarthGPTXProcessor.from_pretrained(model_dir), device, quantization
 
 
@@ -256,7 +257,8 @@ def train(args) -> Dict:
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     model, processor, device, quant = build_model(args.model, args.quantization, args.lora_r, args.lora_alpha,
-                                                  args.lora_dropout, args.gradient_checkpointing)
+                                                  args.lora_dropout, args.gradient_checkpointing,
+                                                  args.lora_targets)
     data = Examples(read_jsonl(args.data), processor, args.max_length)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
@@ -338,6 +340,8 @@ def parse_args(argv=None):
     p.add_argument("--lora-r", type=int, default=8)
     p.add_argument("--lora-alpha", type=int, default=16)
     p.add_argument("--lora-dropout", type=float, default=0.05)
+    p.add_argument("--lora-targets", choices=sorted(LORA_TARGETS), default="attention",
+                   help="attention: the LLM's q/k/v/o projections (as EarthGPT-X); all: also its MLP")
     p.add_argument("--max-length", type=int, default=4096)
     p.add_argument("--gradient-checkpointing", action="store_true")
     p.add_argument("--quantization", choices=("auto", "4bit", "none"), default="auto",
