@@ -30,6 +30,19 @@ class _PromptAction(argparse.Action):
         setattr(namespace, self.dest, items)
 
 
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """--model, --backend, --endpoint, --family, --device, --quantization (read by ``_engine``)."""
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model folder or hub id (default {DEFAULT_MODEL})")
+    parser.add_argument("--backend", choices=["local", "openai"], default="local",
+                        help="local transformers model, or an OpenAI-compatible server (vLLM, Ollama, llama.cpp)")
+    parser.add_argument("--endpoint", help="base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
+    parser.add_argument("--family", choices=sorted(FAMILIES), default="qwen3_vl",
+                        help="coordinate convention of the remote model (openai backend)")
+    parser.add_argument("--device", choices=DEVICES, default="auto")
+    parser.add_argument("--quantization", choices=QUANTIZATIONS, default="auto",
+                        help="auto: 4-bit NF4 on CUDA, bfloat16 on MPS and CPU")
+
+
 def _add_ask_parser(sub) -> None:
     ask = sub.add_parser("ask", help="ask a model about points, boxes or regions on a raster and write the "
                                      "georeferenced answer and detections")
@@ -47,15 +60,7 @@ def _add_ask_parser(sub) -> None:
                      help="default: relation for several prompts, region_captioning for one, captioning for none")
     ask.add_argument("--modality", choices=[m.value for m in Modality], help="override the modality guess")
     ask.add_argument("--bands", type=int, nargs="+", metavar="N", help="1-based bands: one (grey) or three (RGB)")
-    ask.add_argument("--model", default=DEFAULT_MODEL, help=f"model folder or hub id (default {DEFAULT_MODEL})")
-    ask.add_argument("--backend", choices=["local", "openai"], default="local",
-                     help="local transformers model, or an OpenAI-compatible server (vLLM, Ollama, llama.cpp)")
-    ask.add_argument("--endpoint", help="base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
-    ask.add_argument("--family", choices=sorted(FAMILIES), default="qwen3_vl",
-                     help="coordinate convention of the remote model (openai backend)")
-    ask.add_argument("--device", choices=DEVICES, default="auto")
-    ask.add_argument("--quantization", choices=QUANTIZATIONS, default="auto",
-                     help="auto: 4-bit NF4 on CUDA, bfloat16 on MPS and CPU")
+    add_engine_options(ask)
     defaults = ChipSettings()
     ask.add_argument("--context", type=float, default=defaults.context)
     ask.add_argument("--max-pixels", type=int, default=defaults.max_pixels)

@@ -7,12 +7,10 @@ from __future__ import annotations
 import sys
 from collections import Counter
 
-from .cli_ask import _engine
+from .cli_ask import _engine, add_engine_options
 from .crs import parse_crs
 from .errors import InvalidArgumentError
-from .families import FAMILIES
 from .interface import Task, check_question
-from .loading import DEFAULT_MODEL, DEVICES, QUANTIZATIONS
 from .normalise import Modality
 from .tiling import DEFAULT_OVERLAP, DEFAULT_TILE, MAX_OVERLAP, MIN_TILE
 
@@ -30,18 +28,11 @@ def _add_find_parser(sub) -> None:
     find.add_argument("--tile", type=int, default=DEFAULT_TILE,
                       help=f"tile side in chip pixels, at least {MIN_TILE} (default {DEFAULT_TILE})")
     find.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP,
-                      help=f"fraction of a tile shared with its neighbours, 0..{MAX_OVERLAP} (default {DEFAULT_OVERLAP})")
+                      help=f"fraction of a tile shared with its neighbours, 0..{MAX_OVERLAP} "
+                           f"(default {DEFAULT_OVERLAP})")
     find.add_argument("--modality", choices=[m.value for m in Modality], help="override the modality guess")
     find.add_argument("--bands", type=int, nargs="+", metavar="N", help="1-based bands: one (grey) or three (RGB)")
-    find.add_argument("--model", default=DEFAULT_MODEL, help=f"model folder or hub id (default {DEFAULT_MODEL})")
-    find.add_argument("--backend", choices=["local", "openai"], default="local",
-                      help="local transformers model, or an OpenAI-compatible server (vLLM, Ollama, llama.cpp)")
-    find.add_argument("--endpoint", help="base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
-    find.add_argument("--family", choices=sorted(FAMILIES), default="qwen3_vl",
-                      help="coordinate convention of the remote model (openai backend)")
-    find.add_argument("--device", choices=DEVICES, default="auto")
-    find.add_argument("--quantization", choices=QUANTIZATIONS, default="auto",
-                      help="auto: 4-bit NF4 on CUDA, bfloat16 on MPS and CPU")
+    add_engine_options(find)
     find.add_argument("--max-new-tokens", type=int, default=512, help="generation budget per tile (default 512)")
     find.add_argument("--out", required=True, help="output .gpkg or .shp (appended to when it exists)")
 

@@ -3,8 +3,13 @@ rasterio, pyproj, shapely).
 
 Each tile is read at the chosen ground resolution, asked as a grounding question, and its regions are
 mapped to the raster CRS through the tile chip's own affine (a box becomes its 4 mapped corners).
-Detections of overlapping tiles are then merged (``tiling.merge_detections``). One tile's pixels are
-in memory at a time. All-nodata tiles are skipped without asking the model.
+Detections of overlapping tiles are then merged (``tiling.merge_detections``). All-nodata tiles are
+skipped without asking the model.
+
+Memory does not grow with the raster: one tile's pixels are in memory at a time, and unless
+``GDAL_CACHEMAX`` is set (environment or ``rasterio.Env``) GDAL's block cache, process-wide, is
+limited during the search to the blocks under two tile windows (at least 64 MiB) instead of its
+default 5 % of RAM, which a pass over a large raster would otherwise fill with blocks read once.
 
 Output (DESIGN §4 schema), in the raster's CRS (an existing output keeps its own): ``answers`` gets
 one feature per tile asked, its footprint the tile chip's footprint and its text the tile's answer,
@@ -15,13 +20,16 @@ answers keep each detection's provenance, and a cancelled run still records exac
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, ContextManager, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+import rasterio
 from pyproj import CRS, Geod
 from shapely.geometry.base import BaseGeometry
 
@@ -50,7 +58,8 @@ class Detection:
     """A grounded region in the raster CRS.
 
     geometry: the region (a box is its 4 mapped corners, DESIGN §4). quad: (4, 2) the region's
-    chip-pixel bounding box mapped corner by corner, used for merging. tile: index of the tile whose
+    chip-pixel bounding box mapped corner by corner, used for merging (a point's has no area and
+    never merges). tile: index of the tile whose
     answer it came from; rank: its order in that answer (1 = first); answer_id: that answer's id.
     """
 
@@ -129,8 +138,9 @@ def find_objects(raster: str, phrase: str, engine: Engine, resolution: Optional[
     candidates: List[Detection] = []
     cancelled = False
     skipped = done = 0
-    with RasterSource(raster) as source:
+    with contextlib.ExitStack() as stack, RasterSource(raster) as source:
         grid, ground = plan_find_tiles(source, resolution, extent, extent_crs, tile, overlap)
+        stack.enter_context(_block_cache(raster, grid))
         record = QuestionRecord(crs=source.crs)
         question_id = new_id()
         total = len(grid)
@@ -182,6 +192,24 @@ def check_output(out: str) -> None:
     folder = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(folder):
         raise InvalidArgumentError(f"the output folder {folder} does not exist")
+
+
+def _block_cache(raster: str, grid: TileGrid) -> ContextManager:
+    """A ``rasterio.Env`` holding GDAL's block cache to twice the blocks under one tile window (all
+    bands, at the overview level read; whole strips for a striped file), at least 64 MiB; nothing
+    when ``GDAL_CACHEMAX`` is set."""
+    if "GDAL_CACHEMAX" in os.environ or (rasterio.env.hasenv() and "GDAL_CACHEMAX" in rasterio.env.getenv()):
+        return contextlib.nullcontext()
+    with rasterio.open(raster) as ds:
+        block_h, block_w = ds.block_shapes[0]
+        level_w, level_h = math.ceil(ds.width / grid.source_overview), math.ceil(ds.height / grid.source_overview)
+        sample_bytes = ds.count * np.dtype("complex64" if ds.dtypes[0] == "complex_int16" else ds.dtypes[0]).itemsize
+
+    def cover(window: int, level: int, block: int) -> int:
+        return min((math.ceil(window / grid.source_overview / block) + 1) * block, math.ceil(level / block) * block)
+
+    needed = 2 * cover(grid.window_width, level_w, block_w) * cover(grid.window_height, level_h, block_h) * sample_bytes
+    return rasterio.Env(GDAL_CACHEMAX=max(64, math.ceil(needed / 2 ** 20)))
 
 
 def _extent_to_view(source: RasterSource, extent: Bounds, extent_crs: Optional[CRS]) -> Bounds:

@@ -125,10 +125,11 @@ def to_model_rgb(data: np.ndarray, valid: np.ndarray, modality: Modality) -> Tup
     if not valid.any():
         raise AllNodataError("every pixel of the chip is nodata or NaN")
     if modality is Modality.OPTICAL and data.dtype == np.uint8:
-        out = data.copy()
+        out = data.copy() if not valid.all() else data  # the transposed copy below is the only one needed
     else:
         out = np.stack([_stretch(band, valid) for band in values])
-    out[:, ~valid] = 0
+    if not valid.all():
+        out[:, ~valid] = 0
     rgb = np.repeat(out, 3, axis=0) if out.shape[0] == 1 else out
     return np.ascontiguousarray(np.moveaxis(rgb, 0, -1)), valid
 

@@ -133,6 +133,21 @@ def test_gcp_raster_tiles_through_the_warped_view(tmp_path):
     assert all(p["modality"] == "sar" for _, p in layer(out, "answers"))
 
 
+@pytest.mark.parametrize("name, tile", [("rotated_complex", 64), ("sheared", 256)])
+def test_rotated_and_sheared_rasters_map_through_the_tile_affine(name, tile):
+    """Tiles are windows of the raster's own (rotated or sheared) pixel grid; a box becomes the
+    4 mapped corners, a parallelogram on the map."""
+    rel = (100, 200, 150, 250)
+    with serve(stream(sse_events(['[{"bbox_2d": [100, 200, 150, 250], "label": "ship"}]']))) as srv:
+        result = find_objects(RASTERS[name], "ships", RemoteEngine(url(srv), "scripted"), tile=tile)
+    with rasterio.open(RASTERS[name]) as src:
+        transform, width, height = src.transform, src.width, src.height
+    windows = [(c, r) for r in offsets(height, tile, 0.15) for c in offsets(width, tile, 0.15)]
+    assert result.tiles_total == len(windows) and len(result.detections) == len(srv.received) > 0
+    found = [np.array(d.geometry.exterior.coords)[:4] for d in result.detections]
+    assert_same_quads(found, [corners(transform, *windows[d.tile], rel, tile) for d in result.detections])
+
+
 def boxes_answer(boxes):
     return json.dumps([{"bbox_2d": list(b), "label": label} for b, label in boxes])
 
@@ -174,7 +189,8 @@ def test_coarser_resolution_reads_larger_windows(tmp_path):
     for g, p in layer(out, "detections"):     # each box sits at its 0-1000 position in its tile's footprint
         minx, miny, maxx, maxy = answers[p["answer_id"]].bounds
         x0, y0, x1, y1 = (v / 1000 for v in REL_BOX)
-        expected = (minx + x0 * (maxx - minx), maxy - y1 * (maxy - miny), minx + x1 * (maxx - minx), maxy - y0 * (maxy - miny))
+        w, h = maxx - minx, maxy - miny
+        expected = (minx + x0 * w, maxy - y1 * h, minx + x1 * w, maxy - y0 * h)
         assert g.bounds == pytest.approx(expected, abs=1e-6)
         assert maxx - minx == pytest.approx(1057 * 0.10009765625)     # round(0.2 m / 0.0969 m * 512) pixels
 

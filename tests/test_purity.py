@@ -11,7 +11,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = os.path.join(ROOT, "model_backend")
 PURE = ["affine", "prompts", "chip_plan", "encoding", "normalise", "marks", "chip", "errors", "interface",
-        "parsing", "families", "tasks", "prompting", "engine", "schema", "worker/__init__", "worker/client"]
+        "parsing", "families", "tasks", "prompting", "engine", "schema", "tiling", "worker/__init__", "worker/client"]
 HEAVY = ["rasterio", "pyproj", "shapely", "torch", "transformers", "PIL", "cv2", "qgis", "osgeo"]
 
 

@@ -150,7 +150,8 @@ def test_iou_of_rotated_quads():
     octagon = 8 * (math.sqrt(2) - 1)                                     # regular octagon of inradius 1
     got = intersection_areas(box(-1, -1, 1, 1)[None], turned[None])[0]
     assert got == pytest.approx(octagon, rel=1e-14)
-    assert overlap_ratios(box(-1, -1, 1, 1)[None], turned[None])[0][0] == pytest.approx(octagon / (8 - octagon), rel=1e-14)
+    iou = overlap_ratios(box(-1, -1, 1, 1)[None], turned[None])[0][0]
+    assert iou == pytest.approx(octagon / (8 - octagon), rel=1e-14)
 
 
 def parallelograms(rng, k, centre_range, size, origin=(0.0, 0.0)):

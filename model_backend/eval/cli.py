@@ -14,10 +14,8 @@ from datetime import datetime, timezone
 from typing import List, Optional
 
 from ..cli import _Parser
-from ..cli_ask import _engine
+from ..cli_ask import _engine, add_engine_options
 from ..errors import EXIT_USAGE, EarthGPTXError, InvalidArgumentError
-from ..families import FAMILIES
-from ..loading import DEFAULT_MODEL, DEVICES, QUANTIZATIONS
 from ..normalise import Modality
 from .report import markdown_table, write_json, write_text
 from .runner import EvalTask, evaluate, load_dataset
@@ -37,14 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=int, help="score only the first N examples")
     parser.add_argument("--modality", choices=[m.value for m in Modality], default=Modality.OPTICAL.value,
                         help="what the images are (HIT-UAV: infrared); default optical")
-    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model folder or hub id (default {DEFAULT_MODEL})")
-    parser.add_argument("--backend", choices=["local", "openai"], default="local",
-                        help="local transformers model, or an OpenAI-compatible server")
-    parser.add_argument("--endpoint", help="base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
-    parser.add_argument("--family", choices=sorted(FAMILIES), default="qwen3_vl",
-                        help="coordinate convention of the remote model (openai backend)")
-    parser.add_argument("--device", choices=DEVICES, default="auto")
-    parser.add_argument("--quantization", choices=QUANTIZATIONS, default="auto")
+    add_engine_options(parser)
     parser.add_argument("--max-new-tokens", type=int, default=512)
     parser.add_argument("--out-json", metavar="FILE", help="write the full report as JSON")
     parser.add_argument("--out-md", metavar="FILE", help="write the Markdown table")
