@@ -78,3 +78,38 @@ def test_ask_about_features_keeps_attributes_and_adds_answers(env, tmp_path):
         rows = [f["properties"] for f in src]
     assert [r["site"] for r in rows] == ["a", "b", "c"]
     assert all(r["task"] == "region_captioning" and r["answer_id"] for r in rows)
+
+
+def expected_tiles(path, tile, overlap, resolution=None, extent=None):
+    """The tile count the pure planner gives for the same request, computed from the headless reader."""
+    from model_backend.raster import RasterSource
+    from model_backend.tiling import plan_tiles, scale_for_resolution
+    with RasterSource(path) as src:
+        w, h = src.view_size
+        a = src.view_affine
+        view_extent = None
+        if extent is not None:
+            cols, rows = a.inverse().apply([extent[0], extent[2]], [extent[3], extent[1]])
+            view_extent = (min(cols), min(rows), max(cols), max(rows))
+        return len(plan_tiles(w, h, view_extent, tile, overlap, scale_for_resolution(resolution, a.pixel_size)))
+
+
+def test_find_objects_over_tiles(env, tmp_path):
+    out = str(tmp_path / "found.gpkg")
+    path = RASTERS["mercator_aerial"]
+    r = subprocess.run([QGIS_PROCESS, "run", "earthgptx:findobjects", f"--INPUT={path}", "--PHRASE=cars", "--TILE=512",
+                        "--OVERLAP=0.1", "--RESOLUTION=0.4", "--MAX_NEW_TOKENS=4", f"--OUTPUT={out}"],
+                       env=env[0], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    log = r.stdout + r.stderr
+    assert f"{expected_tiles(path, 512, 0.1, 0.4)} tiles of 512x512 pixels" in log and "100 - done" in log
+    with fiona.open(out) as src:
+        assert src.schema["properties"].keys() >= {"answer_id", "label", "rank", "kind"}
+    extent = (13467600, 1631900, 13467650, 1631950)
+    r = subprocess.run([QGIS_PROCESS, "run", "earthgptx:findobjects", f"--INPUT={path}", "--PHRASE=cars",
+                        "--TILE=256", "--MAX_NEW_TOKENS=2", f"--OUTPUT={tmp_path / 'x.gpkg'}",
+                        f"--EXTENT={extent[0]},{extent[2]},{extent[1]},{extent[3]} [EPSG:3395]"],
+                       env=env[0], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    n = expected_tiles(path, 256, 0.15, extent=extent)
+    assert n > 1 and f"{n} tiles of 256x256 pixels" in r.stdout + r.stderr

@@ -10,6 +10,7 @@ from qgis.PyQt.QtGui import QIcon
 from .ask_features import AskAboutFeatures
 from .common import tr
 from .describe_scene import DescribeScene
+from .find_objects import FindObjects
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -25,5 +26,5 @@ class EarthGPTXProvider(QgsProcessingProvider):
         return QIcon(os.path.join(PLUGIN_DIR, "resources", "icon.svg"))
 
     def loadAlgorithms(self) -> None:  # noqa: N802 - QGIS API
-        for alg in (AskAboutFeatures(), DescribeScene()):
+        for alg in (AskAboutFeatures(), DescribeScene(), FindObjects()):
             self.addAlgorithm(alg)
