@@ -353,157 +353,163 @@
     <message>
         <location filename="../plugin/dock.py" line="65"/>
         <location filename="../plugin/layers.py" line="168"/>
-        <location filename="../plugin/plugin_main.py" line="35"/>
+        <location filename="../plugin/plugin_main.py" line="45"/>
+        <location filename="../plugin/processing/provider.py" line="23"/>
         <source>EarthGPT-X</source>
         <translation>EarthGPT-X</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="93"/>
+        <location filename="../plugin/dock.py" line="94"/>
+        <location filename="../plugin/processing/ask_features.py" line="40"/>
+        <location filename="../plugin/processing/describe_scene.py" line="39"/>
+        <location filename="../plugin/processing/find_objects.py" line="39"/>
         <source>Raster</source>
         <translation>Raster</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="95"/>
+        <location filename="../plugin/dock.py" line="96"/>
         <source>Auto</source>
         <translation>Auto</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="98"/>
+        <location filename="../plugin/dock.py" line="99"/>
+        <location filename="../plugin/processing/common.py" line="43"/>
         <source>Modality</source>
         <translation>Modalité</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="100"/>
+        <location filename="../plugin/dock.py" line="101"/>
         <source>auto, or e.g. 4 3 2</source>
         <translation>auto, ou p. ex. 4 3 2</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="101"/>
+        <location filename="../plugin/dock.py" line="102"/>
         <source>Bands</source>
         <translation>Bandes</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="105"/>
+        <location filename="../plugin/dock.py" line="106"/>
+        <location filename="../plugin/processing/common.py" line="117"/>
         <source>Task</source>
         <translation>Tâche</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="117"/>
+        <location filename="../plugin/dock.py" line="118"/>
         <source>Clear</source>
         <translation>Effacer</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="126"/>
+        <location filename="../plugin/dock.py" line="127"/>
         <source>Ask about the prompts, or the whole raster (for grounding: what to find)</source>
         <translation>Posez une question sur les invites ou sur tout le raster (pour la localisation : ce qu'il faut trouver)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="130"/>
+        <location filename="../plugin/dock.py" line="131"/>
         <source>Ask</source>
         <translation>Demander</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="132"/>
+        <location filename="../plugin/dock.py" line="133"/>
         <source>Stop</source>
         <translation>Arrêter</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="146"/>
+        <location filename="../plugin/dock.py" line="147"/>
         <source>Export GeoPackage...</source>
         <translation>Exporter en GeoPackage...</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="146"/>
+        <location filename="../plugin/dock.py" line="147"/>
         <source>Export shapefile...</source>
         <translation>Exporter en shapefile...</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="166"/>
+        <location filename="../plugin/dock.py" line="167"/>
         <source>Model: {0} ({1}, {2}, {3}{4})</source>
         <translation>Modèle : {0} ({1}, {2}, {3}{4})</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="169"/>
+        <location filename="../plugin/dock.py" line="170"/>
         <source>Model: not loaded (it loads with the first question)</source>
         <translation>Modèle : non chargé (il se charge à la première question)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="191"/>
+        <location filename="../plugin/dock.py" line="192"/>
         <source>{0}: {1}</source>
         <translation>{0} : {1}</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="208"/>
+        <location filename="../plugin/dock.py" line="209"/>
         <source>Choose a raster layer first.</source>
         <translation>Choisissez d'abord une couche raster.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="219"/>
+        <location filename="../plugin/dock.py" line="220"/>
         <source>Bands must be numbers, e.g. 4 3 2</source>
         <translation>Les bandes doivent être des nombres, p. ex. 4 3 2</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="226"/>
+        <location filename="../plugin/dock.py" line="227"/>
         <source>Part of a prompt lies outside the raster and was clipped.</source>
         <translation>Une partie d'une invite déborde du raster et a été découpée.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="243"/>
+        <location filename="../plugin/dock.py" line="244"/>
         <source>You</source>
         <translation>Vous</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="244"/>
+        <location filename="../plugin/dock.py" line="245"/>
         <source>Model</source>
         <translation>Modèle</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="282"/>
+        <location filename="../plugin/dock.py" line="281"/>
         <source>the question was stopped</source>
         <translation>la question a été interrompue</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="289"/>
+        <location filename="../plugin/dock.py" line="288"/>
         <source>stopped</source>
         <translation>interrompu</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="291"/>
+        <location filename="../plugin/dock.py" line="290"/>
         <source>{0} region(s) found</source>
         <translation>{0} région(s) trouvée(s)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="350"/>
+        <location filename="../plugin/dock.py" line="348"/>
         <source>Model worker restarted; the model loads with the next question.</source>
         <translation>Processus de calcul redémarré ; le modèle se chargera à la prochaine question.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="359"/>
+        <location filename="../plugin/dock.py" line="357"/>
         <source>Export to GeoPackage</source>
         <translation>Exporter en GeoPackage</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="364"/>
+        <location filename="../plugin/dock.py" line="362"/>
         <source>Export to shapefiles</source>
         <translation>Exporter en shapefiles</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="372"/>
+        <location filename="../plugin/dock.py" line="370"/>
         <source>Export failed, nothing was changed: {0}</source>
         <translation>Échec de l'export, rien n'a été modifié : {0}</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="376"/>
+        <location filename="../plugin/dock.py" line="374"/>
         <source>Text longer than {0} bytes was split over continuation fields ({1}, ...).</source>
         <translation>Le texte de plus de {0} octets a été réparti sur des champs de suite ({1}, ...).</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="378"/>
+        <location filename="../plugin/dock.py" line="376"/>
         <source>Exported to {0}</source>
         <translation>Exporté vers {0}</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="387"/>
+        <location filename="../plugin/dock.py" line="385"/>
         <source>Restart the model worker</source>
         <translation>Redémarrer le processus de calcul</translation>
     </message>
@@ -573,24 +579,151 @@
         <translation>Une entité de {layer} n'a pas de géométrie ponctuelle, linéaire ou polygonale.</translation>
     </message>
     <message>
-        <location filename="../plugin/plugin_main.py" line="40"/>
+        <location filename="../plugin/plugin_main.py" line="50"/>
         <source>Backend setup...</source>
         <translation>Installation du moteur...</translation>
     </message>
     <message>
-        <location filename="../plugin/plugin_main.py" line="40"/>
+        <location filename="../plugin/plugin_main.py" line="50"/>
         <source>Settings...</source>
         <translation>Paramètres...</translation>
     </message>
     <message>
-        <location filename="../plugin/plugin_main.py" line="41"/>
+        <location filename="../plugin/plugin_main.py" line="51"/>
         <source>About EarthGPT-X</source>
         <translation>À propos d'EarthGPT-X</translation>
     </message>
     <message>
-        <location filename="../plugin/plugin_main.py" line="104"/>
+        <location filename="../plugin/plugin_main.py" line="119"/>
         <source>Version {0}. Models run in a separate worker process; see the README for GPU needs.</source>
         <translation>Version {0}. Les modèles s'exécutent dans un processus de calcul séparé ; voir le README pour les besoins en GPU.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/ask_features.py" line="29"/>
+        <source>Ask about features</source>
+        <translation>Interroger sur des entités</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/ask_features.py" line="32"/>
+        <source>Asks the EarthGPT-X model about each feature of a layer drawn over a raster: points, lines (scribbles) and polygons become visual prompts. The output has each feature with its answer; grounded boxes, if any, go to the detections output. Uses the plugin's model settings.</source>
+        <translation>Interroge le modèle EarthGPT-X sur chaque entité d’une couche dessinée sur un raster : points, lignes (tracés libres) et polygones deviennent des invites visuelles. La sortie reprend chaque entité avec sa réponse ; les boîtes localisées éventuelles vont dans la sortie des détections. Utilise les réglages de modèle de l’extension.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/ask_features.py" line="41"/>
+        <source>Features to ask about</source>
+        <translation>Entités à interroger</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/ask_features.py" line="43"/>
+        <source>Question</source>
+        <translation>Question</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/ask_features.py" line="46"/>
+        <source>Answers</source>
+        <translation>Réponses</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/ask_features.py" line="47"/>
+        <location filename="../plugin/processing/find_objects.py" line="52"/>
+        <source>Detections</source>
+        <translation>Détections</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/ask_features.py" line="77"/>
+        <source>feature {0}: no usable geometry, skipped</source>
+        <translation>entité {0} : aucune géométrie utilisable, ignorée</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/ask_features.py" line="90"/>
+        <source>feature {0}: {1}</source>
+        <translation>entité {0} : {1}</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/ask_features.py" line="97"/>
+        <source>feature {0}: a point answer is not a box, not written to detections</source>
+        <translation>entité {0} : une réponse ponctuelle n’est pas une boîte, non écrite dans les détections</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/common.py" line="44"/>
+        <source>Model (empty: the plugin's settings)</source>
+        <translation>Modèle (vide : réglages de l’extension)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/common.py" line="45"/>
+        <source>Maximum new tokens</source>
+        <translation>Nombre maximal de nouveaux jetons</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/common.py" line="67"/>
+        <source>Model: {0} on {1} ({2})</source>
+        <translation>Modèle : {0} sur {1} ({2})</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/describe_scene.py" line="28"/>
+        <source>Describe scene</source>
+        <translation>Décrire la scène</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/describe_scene.py" line="31"/>
+        <source>Reads the whole raster, or the given extent, through its overviews within the chip pixel budget and asks the model for a caption, a scene class or an answer to a question. The output is one polygon, the chip's footprint, with the answer.</source>
+        <translation>Lit le raster entier, ou l’emprise donnée, à travers ses aperçus dans la limite du budget de pixels de l’extrait, et demande au modèle une légende, une classe de scène ou la réponse à une question. La sortie est un polygone, l’emprise de l’extrait, avec la réponse.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/describe_scene.py" line="40"/>
+        <location filename="../plugin/processing/find_objects.py" line="41"/>
+        <source>Extent (empty: the whole raster)</source>
+        <translation>Emprise (vide : le raster entier)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/describe_scene.py" line="42"/>
+        <source>Question or candidate classes</source>
+        <translation>Question ou classes candidates</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/describe_scene.py" line="45"/>
+        <source>Description</source>
+        <translation>Description</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/find_objects.py" line="27"/>
+        <source>Find objects</source>
+        <translation>Trouver des objets</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/find_objects.py" line="30"/>
+        <source>Finds everything the phrase names (e.g. "ships") over the whole raster or an extent: the area is cut into overlapping tiles read at the chosen resolution, the model is asked for boxes on each tile, and boxes found twice across tile borders are merged. Boxes are 4-corner polygons in the raster's CRS.</source>
+        <translation>Trouve tout ce que désigne l’expression (par ex. « navires ») sur le raster entier ou une emprise : la zone est découpée en tuiles qui se chevauchent, lues à la résolution choisie, le modèle donne des boîtes pour chaque tuile, et les boîtes trouvées deux fois de part et d’autre d’une limite de tuile sont fusionnées. Les boîtes sont des polygones à 4 sommets dans le SCR du raster.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/find_objects.py" line="40"/>
+        <source>What to find</source>
+        <translation>Ce qu’il faut trouver</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/find_objects.py" line="43"/>
+        <source>Resolution (raster CRS units per pixel; empty: full resolution)</source>
+        <translation>Résolution (unités du SCR du raster par pixel ; vide : pleine résolution)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/find_objects.py" line="45"/>
+        <source>Tile size (pixels)</source>
+        <translation>Taille des tuiles (pixels)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/find_objects.py" line="48"/>
+        <source>Tile overlap (fraction of a tile)</source>
+        <translation>Chevauchement des tuiles (fraction d’une tuile)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/find_objects.py" line="80"/>
+        <source>{0} tiles of {1}x{2} pixels</source>
+        <translation>{0} tuiles de {1}x{2} pixels</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/find_objects.py" line="109"/>
+        <source>{0} boxes found, {1} after merging across tile borders</source>
+        <translation>{0} boîtes trouvées, {1} après fusion aux limites des tuiles</translation>
     </message>
     <message>
         <location filename="../plugin/settings_dialog.py" line="24"/>
