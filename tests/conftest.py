@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -10,6 +12,7 @@ from hypothesis import HealthCheck, settings
 import build_fixtures
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(TESTS)
 DATA = os.path.join(TESTS, "data")
 SHARED_DATA = os.path.abspath(os.path.join(TESTS, "..", "..", "shared", "data"))
 
@@ -46,3 +49,14 @@ def shared(*parts: str) -> str:
 @pytest.fixture(params=sorted(RASTERS))
 def raster_name(request) -> str:
     return request.param
+
+
+@pytest.fixture(scope="session")
+def plugin_package(tmp_path_factory):
+    """The repository imported as the package ``earthgptx``, as QGIS imports the plugin (the repository
+    root is the plugin folder). One import for the whole session, so classes stay the same objects."""
+    folder = tmp_path_factory.mktemp("plugins")
+    (folder / "earthgptx").symlink_to(ROOT, target_is_directory=True)
+    sys.path.insert(0, str(folder))
+    yield importlib.import_module("earthgptx")
+    sys.path.remove(str(folder))

@@ -4,6 +4,7 @@ dialog under QGIS running real commands through QProcess."""
 
 import ast
 import json
+import importlib
 import os
 import re
 import shutil
@@ -20,17 +21,8 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 
 # -- the plugin package, imported as QGIS does (the repo root IS the plugin folder) ---------------
 @pytest.fixture(scope="module")
-def pkg(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("plugins")
-    (folder / "earthgptx").symlink_to(ROOT, target_is_directory=True)
-    sys.path.insert(0, str(folder))
-    try:
-        import earthgptx.plugin.setup_plan as setup_plan
-        yield setup_plan
-    finally:
-        sys.path.remove(str(folder))
-        for name in [m for m in sys.modules if m == "earthgptx" or m.startswith("earthgptx.")]:
-            del sys.modules[name]
+def pkg(plugin_package):
+    return importlib.import_module("earthgptx.plugin.setup_plan")
 
 
 @pytest.fixture(scope="module")

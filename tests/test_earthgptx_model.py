@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 
 import numpy as np
 import pytest
@@ -17,8 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-from model_backend.earthgptx import (EarthGPTXConfig, EarthGPTXForConditionalGeneration,  # noqa: E402
-                                     EarthGPTXProcessor)
+from model_backend.earthgptx import EarthGPTXForConditionalGeneration, EarthGPTXProcessor  # noqa: E402
 from model_backend.earthgptx import convert, train  # noqa: E402
 from model_backend.earthgptx.tiny import build_tiny_earthgptx  # noqa: E402
 from model_backend.encoding import Convention, CoordinateFrame  # noqa: E402

@@ -3,7 +3,6 @@ give the pixel prompts the spatial core computes directly; whole questions throu
 manager and a worker process add features where the model's regions point, on north-up, rotated and
 GCP-only rasters; the main thread keeps turning while a question runs."""
 
-import importlib
 import os
 import sys
 import time
@@ -28,13 +27,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="session")
-def pkg(tmp_path_factory):
-    """The repo imported as the plugin package ``earthgptx`` (as QGIS imports it)."""
-    folder = tmp_path_factory.mktemp("plugins")
-    (folder / "earthgptx").symlink_to(ROOT, target_is_directory=True)
-    sys.path.insert(0, str(folder))
-    yield importlib.import_module("earthgptx")
-    sys.path.remove(str(folder))
+def pkg(plugin_package):
+    return plugin_package
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import gc
 import hashlib
 import importlib
 import os
-import sys
 import threading
 
 import pytest
@@ -21,18 +20,10 @@ ANSWER = ("Les bâtiments près de la Saône ont été inondés ; 洪水区域 �
 
 
 @pytest.fixture(scope="module")
-def pkg(tmp_path_factory):
-    """The repository imported as the package ``earthgptx``, as QGIS imports the plugin."""
-    folder = tmp_path_factory.mktemp("plugins")
-    (folder / "earthgptx").symlink_to(ROOT, target_is_directory=True)
-    sys.path.insert(0, str(folder))
-    try:
-        yield {name: importlib.import_module(f"earthgptx.{name}")
-               for name in ("plugin.layers", "plugin.export", "model_backend.schema", "model_backend.errors")}
-    finally:
-        sys.path.remove(str(folder))
-        for name in [m for m in sys.modules if m == "earthgptx" or m.startswith("earthgptx.")]:
-            del sys.modules[name]
+def pkg(plugin_package):
+    """Modules of the plugin package ``earthgptx``."""
+    return {name: importlib.import_module(f"earthgptx.{name}")
+            for name in ("plugin.layers", "plugin.export", "model_backend.schema", "model_backend.errors")}
 
 
 @pytest.fixture

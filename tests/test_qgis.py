@@ -4,7 +4,6 @@ plugin skeleton."""
 
 import gc
 import os
-import sys
 
 import numpy as np
 import pytest
@@ -83,23 +82,14 @@ def test_provider_block_at_planned_chip_equals_our_read(layer_of):
     assert np.array_equal(theirs, ours[0])
 
 
-def test_plugin_loads_and_unloads(qgis_iface, tmp_path):
-    link = tmp_path / "earthgptx"
-    link.symlink_to(ROOT, target_is_directory=True)
-    sys.path.insert(0, str(tmp_path))
-    try:
-        import earthgptx
-        plugin = earthgptx.classFactory(qgis_iface)
-        plugin.initGui()
-        assert [a.text() for a in plugin.actions] == ["EarthGPT-X", "Settings...", "Backend setup...",
-                                                      "About EarthGPT-X"]
-        plugin.actions[-1].trigger()
-        plugin.toggle_dock(True)
-        assert plugin.dock is not None and not plugin.dock.isHidden()
-        plugin.unload()
-        assert plugin.dock is None
-        assert plugin.actions == []
-    finally:
-        sys.path.remove(str(tmp_path))
-        for name in [m for m in sys.modules if m == "earthgptx" or m.startswith("earthgptx.")]:
-            del sys.modules[name]
+def test_plugin_loads_and_unloads(qgis_iface, plugin_package):
+    plugin = plugin_package.classFactory(qgis_iface)
+    plugin.initGui()
+    assert [a.text() for a in plugin.actions] == ["EarthGPT-X", "Settings...", "Backend setup...",
+                                                  "About EarthGPT-X"]
+    plugin.actions[-1].trigger()
+    plugin.toggle_dock(True)
+    assert plugin.dock is not None and not plugin.dock.isHidden()
+    plugin.unload()
+    assert plugin.dock is None
+    assert plugin.actions == []
