@@ -880,5 +880,25 @@
         <source>Install the worker packages</source>
         <translation>Installer les paquets du processus de calcul</translation>
     </message>
+    <message>
+        <location filename="../plugin/tasks.py" line="58"/>
+        <source>EarthGPT-X: loading the model</source>
+        <translation>EarthGPT-X : chargement du modèle</translation>
+    </message>
+    <message>
+        <location filename="../plugin/tasks.py" line="101"/>
+        <source>Reading the chip...</source>
+        <translation>Lecture de l’extrait...</translation>
+    </message>
+    <message>
+        <location filename="../plugin/tasks.py" line="108"/>
+        <source>Asking the model...</source>
+        <translation>Interrogation du modèle...</translation>
+    </message>
+    <message>
+        <location filename="../plugin/worker_pool.py" line="37"/>
+        <source>Starting the model worker...</source>
+        <translation>Démarrage du processus du modèle...</translation>
+    </message>
 </context>
 </TS>

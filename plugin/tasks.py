@@ -10,7 +10,7 @@ import threading
 from typing import Callable, List, Optional
 
 from qgis.core import QgsTask
-from qgis.PyQt.QtCore import pyqtSignal
+from qgis.PyQt.QtCore import QCoreApplication, pyqtSignal
 
 from ..model_backend.chip import Chip
 from ..model_backend.chip_plan import ChipPlan
@@ -23,22 +23,23 @@ from .raster_view import LayerView, RasterInfo, read_chip
 from .worker_pool import WorkerPool
 
 
-class LoadTask(QgsTask):
-    """Start the shared worker if needed and load the model described by ``load_fields``."""
+def tr(text: str) -> str:
+    return QCoreApplication.translate("EarthGPTX", text)
 
-    progressMessage = pyqtSignal(str)
 
-    def __init__(self, pool: WorkerPool, python: str, load_fields: dict,
-                 on_done: Callable[[Optional[dict], str, bool], None]):
-        super().__init__("EarthGPT-X: loading the model", QgsTask.Flag.CanCancel)
-        self.pool, self.python, self.load_fields, self.on_done = pool, python, load_fields, on_done
-        self.model: Optional[dict] = None
+class WorkerTask(QgsTask):
+    """A task that talks to the worker: ``error`` says what went wrong, ``worker_died`` whether the
+    worker itself is gone (the dock then offers a restart)."""
+
+    def __init__(self, description: str):
+        super().__init__(description, QgsTask.Flag.CanCancel)
         self.error = ""
         self.worker_died = False
 
-    def run(self) -> bool:
+    def guarded(self, work: Callable[[], None]) -> bool:
+        """Run ``work``; errors a user can meet become ``error`` instead of escaping the task."""
         try:
-            self.model = self.pool.ensure(self.python, self.load_fields, self.progressMessage.emit)
+            work()
             return True
         except WorkerError as exc:
             self.error, self.worker_died = str(exc), True
@@ -46,11 +47,29 @@ class LoadTask(QgsTask):
             self.error = str(exc)
         return False
 
+
+class LoadTask(WorkerTask):
+    """Start the shared worker if needed and load the model described by ``load_fields``."""
+
+    progressMessage = pyqtSignal(str)
+
+    def __init__(self, pool: WorkerPool, python: str, load_fields: dict,
+                 on_done: Callable[[Optional[dict], str, bool], None]):
+        super().__init__(tr("EarthGPT-X: loading the model"))
+        self.pool, self.python, self.load_fields, self.on_done = pool, python, load_fields, on_done
+        self.model: Optional[dict] = None
+
+    def run(self) -> bool:
+        def load() -> None:
+            self.model = self.pool.ensure(self.python, self.load_fields, self.progressMessage.emit)
+
+        return self.guarded(load)
+
     def finished(self, ok: bool) -> None:
         self.on_done(self.model if ok else None, self.error, self.worker_died)
 
 
-class QuestionTask(QgsTask):
+class QuestionTask(WorkerTask):
     """Read the chip through a cloned data provider, ask the worker, keep the answer.
 
     ``tokenReceived(question_id, text)`` streams the answer; ``on_done(task)`` is called on the main
@@ -64,7 +83,7 @@ class QuestionTask(QgsTask):
                  plan: ChipPlan, chip_prompts: List[VisualPrompt], instruction: str, task: Task,
                  modality: Optional[Modality], bands, max_new_tokens: int, history: List[Turn],
                  on_done: Callable[["QuestionTask"], None]):
-        super().__init__(f"EarthGPT-X: {instruction[:40] or task.value}", QgsTask.Flag.CanCancel)
+        super().__init__(f"EarthGPT-X: {instruction[:40] or task.value}")
         self.question_id = question_id
         self.client, self.provider, self.view, self.info, self.plan = client, provider, view, info, plan
         self.chip_prompts, self.instruction, self.task_kind = chip_prompts, instruction, task
@@ -74,27 +93,21 @@ class QuestionTask(QgsTask):
         self.chip: Optional[Chip] = None
         self.request: Optional[AskRequest] = None
         self.answer: Optional[Answer] = None
-        self.error = ""
-        self.worker_died = False
 
     def run(self) -> bool:
-        try:
-            self.progressMessage.emit(self.question_id, "Reading the chip...")
-            self.chip = read_chip(self.provider, self.view, self.info, self.plan, self.modality, self.bands)
-            self.setProgress(20)
-            self.request = AskRequest(image=self.chip.image, instruction=self.instruction,
-                                      prompts=tuple(self.chip_prompts), task=self.task_kind,
-                                      modality=self.chip.modality, history=tuple(self.history),
-                                      max_new_tokens=self.max_new_tokens)
-            self.progressMessage.emit(self.question_id, "Asking the model...")
-            self.answer = self.client.ask(self.request, on_text=lambda t: self.tokenReceived.emit(self.question_id, t),
-                                          cancel=self.stop)
-            return True
-        except WorkerError as exc:
-            self.error, self.worker_died = str(exc), True
-        except EarthGPTXError as exc:
-            self.error = str(exc)
-        return False
+        return self.guarded(self._ask)
+
+    def _ask(self) -> None:
+        self.progressMessage.emit(self.question_id, tr("Reading the chip..."))
+        self.chip = read_chip(self.provider, self.view, self.info, self.plan, self.modality, self.bands)
+        self.setProgress(20)
+        self.request = AskRequest(image=self.chip.image, instruction=self.instruction,
+                                  prompts=tuple(self.chip_prompts), task=self.task_kind,
+                                  modality=self.chip.modality, history=tuple(self.history),
+                                  max_new_tokens=self.max_new_tokens)
+        self.progressMessage.emit(self.question_id, tr("Asking the model..."))
+        self.answer = self.client.ask(self.request, on_text=lambda t: self.tokenReceived.emit(self.question_id, t),
+                                      cancel=self.stop)
 
     def cancel(self) -> None:
         self.stop.set()

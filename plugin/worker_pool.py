@@ -7,7 +7,13 @@ import sys
 import threading
 from typing import Callable, Dict, Optional
 
+from qgis.PyQt.QtCore import QCoreApplication
+
 from ..model_backend.worker.client import WorkerClient
+
+
+def tr(text: str) -> str:
+    return QCoreApplication.translate("EarthGPTX", text)
 
 
 class WorkerPool:
@@ -28,7 +34,7 @@ class WorkerPool:
                 self.client.python = python
             if not self.client.alive:
                 if on_progress:
-                    on_progress("Starting the model worker...")
+                    on_progress(tr("Starting the model worker..."))
                 self.client.start()
                 self._loaded = None
             if self._loaded != load_fields:
