@@ -15,7 +15,7 @@ import zipfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAME = "earthgptx"
 INCLUDE = ["metadata.txt", "__init__.py", "LICENSE", "README.md", "plugin", "model_backend", "resources", "i18n"]
-EXCLUDE_DIRS = {"__pycache__", "testing"}
+EXCLUDE_DIRS = {"__pycache__"}
 EXCLUDE_SUFFIXES = (".pyc", ".pyo", ".ts", ".so", ".dll", ".dylib", ".exe")
 
 
