@@ -25,8 +25,9 @@ import math
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, ContextManager, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, ContextManager, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import rasterio
@@ -45,7 +46,7 @@ from .outputs import Feature, QuestionRecord, WriteReport, write_record
 from .prompts import VisualPrompt
 from .raster import RasterSource
 from .schema import new_id, utc_now
-from .tiling import (DEFAULT_OVERLAP, DEFAULT_TILE, TileGrid, area_window, merge_detections, plan_tiles,
+from .tiling import (DEFAULT_OVERLAP, DEFAULT_TILE, Tile, TileGrid, area_window, merge_detections, plan_tiles,
                      scale_for_resolution)
 
 Bounds = Tuple[float, float, float, float]
@@ -79,8 +80,9 @@ class FindResult:
     detections: merged, in the raster CRS. candidates: detections before merging. tiles_done: tiles
     read (asked, or skipped as all nodata); tiles_skipped: the all-nodata ones. ground_resolution:
     metres per chip pixel along columns and rows at the area's centre (None for a CRS without an
-    ellipsoid). timings: seconds, ``read_s`` (pixel reads and normalisation), ``model_s`` (engine
-    calls), ``nms_s`` (merging), ``other_s`` (planning, mapping, writing), ``total_s``.
+    ellipsoid). timings: seconds, ``read_s`` (time spent waiting for pixel reads and normalisation,
+    which run one tile ahead while the model answers), ``model_s`` (engine calls), ``nms_s``
+    (merging), ``other_s`` (planning, mapping, writing), ``total_s``.
     """
 
     detections: List[Detection]
@@ -144,20 +146,16 @@ def find_objects(raster: str, phrase: str, engine: Engine, resolution: Optional[
         record = QuestionRecord(crs=source.crs)
         question_id = new_id()
         total = len(grid)
-        for t in grid:
+        for t, chip, waited in _read_ahead(source, grid, modality, bands):
             if cancel is not None and cancel.is_set():
                 cancelled = True
                 break
-            t0 = time.perf_counter()
-            try:
-                chip = source.read_chip(t.plan, modality, bands)
-            except AllNodataError:
-                read_s += time.perf_counter() - t0
+            read_s += waited
+            if chip is None:
                 skipped, done = skipped + 1, done + 1
                 on_progress(done, total, f"tile {t.index + 1} of {total}: no data, skipped")
                 continue
             t1 = time.perf_counter()
-            read_s += t1 - t0
             request = AskRequest(chip.image, phrase, task=Task.GROUNDING, modality=chip.modality,
                                  max_new_tokens=max_new_tokens)
             answer = engine.ask(request, cancel=cancel)
@@ -183,6 +181,32 @@ def find_objects(raster: str, phrase: str, engine: Engine, resolution: Optional[
     timings = {"read_s": read_s, "model_s": model_s, "nms_s": nms_s,
                "other_s": total_s - read_s - model_s - nms_s, "total_s": total_s}
     return FindResult(detections, len(candidates), total, done, skipped, ground, cancelled, record, report, timings)
+
+
+def _read_ahead(source: RasterSource, grid: TileGrid, modality: Optional[Modality],
+                bands: Optional[Sequence[int]]) -> Iterator[Tuple[Tile, Optional[Chip], float]]:
+    """``(tile, chip, seconds waited for it)`` for each tile, ``chip`` None for an all-nodata tile. The
+    next tile is read in a background thread while the caller asks the model about the current one:
+    at most two chips in memory, and only one thread uses the raster at a time."""
+
+    def read(t: Tile) -> Optional[Chip]:
+        try:
+            return source.read_chip(t.plan, modality, bands)
+        except AllNodataError:
+            return None
+
+    tiles = iter(grid)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        current = next(tiles, None)
+        pending = pool.submit(read, current) if current is not None else None
+        while current is not None:
+            t0 = time.perf_counter()
+            chip = pending.result()
+            waited = time.perf_counter() - t0
+            following = next(tiles, None)
+            pending = pool.submit(read, following) if following is not None else None
+            yield current, chip, waited
+            current = following
 
 
 def check_output(out: str) -> None:
