@@ -896,7 +896,12 @@
         <translation>Interrogation du modèle...</translation>
     </message>
     <message>
-        <location filename="../plugin/worker_pool.py" line="37"/>
+        <location filename="../plugin/worker_pool.py" line="34"/>
+        <source>The model environment is not set up ({0} does not exist): run Raster &gt; EarthGPT-X &gt; Backend setup..., or set the worker Python in the settings</source>
+        <translation>L’environnement du modèle n’est pas installé ({0} n’existe pas) : lancez Raster &gt; EarthGPT-X &gt; Installation du moteur..., ou indiquez le Python du processus du modèle dans les réglages</translation>
+    </message>
+    <message>
+        <location filename="../plugin/worker_pool.py" line="42"/>
         <source>Starting the model worker...</source>
         <translation>Démarrage du processus du modèle...</translation>
     </message>

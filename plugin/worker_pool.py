@@ -3,12 +3,14 @@ model is loaded once (two workers would hold two copies in GPU memory)."""
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from typing import Callable, Dict, Optional
 
 from qgis.PyQt.QtCore import QCoreApplication
 
+from ..model_backend.errors import WorkerError
 from ..model_backend.worker.client import WorkerClient
 
 
@@ -28,6 +30,9 @@ class WorkerPool:
     def ensure(self, python: str, load_fields: dict, on_progress: Optional[Callable[[str], None]] = None) -> dict:
         """Start the worker with ``python`` if needed and load ``load_fields`` unless already loaded;
         returns the model's description."""
+        if not os.path.isfile(python):
+            raise WorkerError(tr("The model environment is not set up ({0} does not exist): run Raster > "
+                                 "EarthGPT-X > Backend setup..., or set the worker Python in the settings").format(python))
         with self._lock:
             if self.client.python != python:
                 self.client.kill()

@@ -300,3 +300,22 @@ def test_worker_crash_gives_restart_action_and_next_question_works(pkg, qgis_ifa
             dock.shutdown()
             dock.deleteLater()
     QgsProject.instance().removeAllMapLayers()
+
+
+def test_missing_worker_environment_is_a_clear_message(pkg, qgis_iface, qgis_new_project, tmp_path):
+    layer = QgsRasterLayer(RASTERS["utm_landsat"], "landsat", "gdal")
+    QgsProject.instance().addMapLayer(layer)
+    from earthgptx.plugin.dock import EarthGPTXDock
+    from earthgptx.plugin.settings import PluginSettings
+    dock = EarthGPTXDock(qgis_iface)
+    try:
+        dock.apply_settings(PluginSettings(worker_python=str(tmp_path / "no-venv" / "bin" / "python")))
+        dock.layer_box.setLayer(layer)
+        dock.question.setPlainText("What is this?")
+        dock.ask()
+        assert wait_for(lambda: dock.ask_button.isEnabled(), 30)
+        assert "Backend setup" in dock.conversation.toPlainText()
+    finally:
+        dock.shutdown()
+        dock.deleteLater()
+    QgsProject.instance().removeAllMapLayers()
