@@ -4,7 +4,7 @@ cancel from the feedback, and answers as feature attributes (DESIGN §4 schema).
 from __future__ import annotations
 
 import threading
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from qgis.core import (QgsFeature, QgsFeedback, QgsField, QgsFields, QgsProcessingException, QgsProcessingParameterEnum,
                        QgsProcessingParameterNumber, QgsProcessingParameterString, QgsProcessingParameterDefinition)
@@ -111,6 +111,15 @@ def feature(fields: QgsFields, geometry, values: Dict[str, object], base: Option
         attrs[fields.indexOf(name)] = value
     f.setAttributes(attrs)
     return f
+
+
+def extent_in_view(alg, parameters, context, layer, view) -> Optional[Tuple[float, float, float, float]]:
+    """The optional EXTENT parameter as ``(minx, miny, maxx, maxy)`` in the layer's view pixels, or None."""
+    if not parameters.get("EXTENT"):
+        return None
+    rect = alg.parameterAsExtent(parameters, "EXTENT", context, layer.crs())
+    cols, rows = view.affine.inverse().apply([rect.xMinimum(), rect.xMaximum()], [rect.yMaximum(), rect.yMinimum()])
+    return float(min(cols)), float(min(rows)), float(max(cols)), float(max(rows))
 
 
 def task_parameter(alg, tasks: List[Task], default: Task) -> None:

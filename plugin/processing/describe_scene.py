@@ -12,8 +12,8 @@ from ...model_backend.interface import AskRequest, Task
 from ...model_backend.prompts import VisualPrompt
 from ..raster_view import LayerView, RasterInfo, chip_shape_geometry, read_chip
 from ..settings import PluginSettings
-from .common import (answer_attributes, answer_fields, ask, feature, load_model, model_parameters, modality_of,
-                     task_parameter, tr)
+from .common import (answer_attributes, answer_fields, ask, extent_in_view, feature, load_model, model_parameters,
+                     modality_of, task_parameter, tr)
 
 TASKS = [Task.CAPTIONING, Task.SCENE_CLASSIFICATION, Task.VQA, Task.CHAT]
 
@@ -51,12 +51,7 @@ class DescribeScene(QgsProcessingAlgorithm):
         settings = PluginSettings.load()
         try:
             view = LayerView.of(layer)
-            extent = None
-            if parameters.get("EXTENT"):
-                rect = self.parameterAsExtent(parameters, "EXTENT", context, layer.crs())
-                inv = view.affine.inverse()
-                cols, rows = inv.apply([rect.xMinimum(), rect.xMaximum()], [rect.yMaximum(), rect.yMinimum()])
-                extent = (float(min(cols)), float(min(rows)), float(max(cols)), float(max(rows)))
+            extent = extent_in_view(self, parameters, context, layer, view)
             plan = plan_scene_chip(view.width, view.height, max_pixels=settings.max_pixels, extent=extent)
         except EarthGPTXError as exc:
             raise QgsProcessingException(str(exc)) from None

@@ -13,7 +13,8 @@ from ...model_backend.prompts import PromptKind
 from ...model_backend.schema import new_id
 from ...model_backend.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, merge_detections, plan_tiles, scale_for_resolution
 from ..raster_view import LayerView, RasterInfo, read_chip
-from .common import ask, detection_fields, feature, load_model, model_parameters, modality_of, tr
+from .common import (ask, detection_fields, extent_in_view, feature, load_model, model_parameters, modality_of,
+                     tr)
 
 
 class FindObjects(QgsProcessingAlgorithm):
@@ -57,12 +58,7 @@ class FindObjects(QgsProcessingAlgorithm):
         try:
             check_question(Task.GROUNDING, phrase, 0)
             view = LayerView.of(layer)
-            extent = None
-            if parameters.get("EXTENT"):
-                rect = self.parameterAsExtent(parameters, "EXTENT", context, layer.crs())
-                cols, rows = view.affine.inverse().apply([rect.xMinimum(), rect.xMaximum()],
-                                                         [rect.yMaximum(), rect.yMinimum()])
-                extent = (float(min(cols)), float(min(rows)), float(max(cols)), float(max(rows)))
+            extent = extent_in_view(self, parameters, context, layer, view)
             resolution = parameters.get("RESOLUTION")
             scale = scale_for_resolution(self.parameterAsDouble(parameters, "RESOLUTION", context)
                                          if resolution not in (None, "") else None, view.affine.pixel_size)
