@@ -135,7 +135,8 @@ def plan_chip(view: LayerView, prompts: Sequence[VisualPrompt], settings: ChipSe
 
 @dataclass
 class RasterInfo:
-    """What the chip reader needs to know about a layer, gathered on the main thread."""
+    """What the chip reader needs to know about a layer, gathered on the main thread; ``modality``
+    caches the layer's modality guess once made (tiles of one search share it)."""
 
     source: str
     band_count: int
@@ -143,6 +144,7 @@ class RasterInfo:
     nodata: List[Optional[float]]
     colour_names: Tuple[str, ...]
     metadata_text: str
+    modality: Optional[ModalityGuess] = None
 
     @classmethod
     def of(cls, layer: QgsRasterLayer) -> "RasterInfo":
@@ -178,7 +180,10 @@ def read_band(provider, view: LayerView, band: int, rect: QgsRectangle, width: i
 
 
 def guess_layer_modality(provider, view: LayerView, info: RasterInfo) -> ModalityGuess:
-    """The modality guess for a layer, from its type, bands, metadata and a small sample."""
+    """The modality guess for a layer, from its type, bands, metadata and a small sample (made once per
+    ``info``)."""
+    if info.modality is not None:
+        return info.modality
     sample = None
     dtype = np.dtype(_NUMPY_TYPES.get(info.data_type, np.uint8))
     if dtype.kind == "f":
@@ -186,7 +191,8 @@ def guess_layer_modality(provider, view: LayerView, info: RasterInfo) -> Modalit
         w, h = max(1, int(view.width / f)), max(1, int(view.height / f))
         values, valid = read_band(provider, view, 1, _full_rect(view), w, h, info)
         sample = values[valid]
-    return guess_modality(dtype, info.band_count, info.metadata_text, sample)
+    info.modality = guess_modality(dtype, info.band_count, info.metadata_text, sample)
+    return info.modality
 
 
 def _full_rect(view: LayerView) -> QgsRectangle:
