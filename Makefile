@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 DEMO_RASTER := tests/data/optical/5b90f92da0d7280005fab355_4310.tif
 OUT := out
 
-.PHONY: test run system-deps venv fixtures bench clean profile screenshot package translations
+.PHONY: test test-fast run system-deps venv fixtures bench clean profile screenshot package translations
 
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -29,8 +29,13 @@ venv: $(STAMP)
 fixtures: $(STAMP)
 	@$(PY) tests/build_fixtures.py
 
+# all tiers: tests/unit (no QGIS, no torch), tests/engine (tiny models, worker processes), tests/qgis
 test: fixtures
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
+
+# the unit tier alone, with torch, transformers and QGIS made unimportable (tests/conftest.py)
+test-fast: fixtures
+	EARTHGPTX_TEST_TIER=unit $(PY) -m pytest -p no:qgis -q tests/unit
 
 bench: fixtures
 	$(PY) bench/chip_read.py

@@ -70,8 +70,8 @@ def build(size: int) -> str:
 MEASURE = r"""
 import json, os, random, sys, time
 sys.path.insert(0, {root!r})
-from model_backend.chip_plan import ChipSettings, plan_prompt_chip, plan_scene_chip
-from model_backend.raster import RasterSource
+from model_backend.core.chip_plan import ChipSettings, plan_prompt_chip, plan_scene_chip
+from model_backend.geo.raster import RasterSource
 
 def status_kib(field):
     with open("/proc/self/status") as fh:

@@ -28,10 +28,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from model_backend.interface import AskRequest, Task  # noqa: E402
-from model_backend.loading import LoadPolicy  # noqa: E402
-from model_backend.local_engine import LocalEngine  # noqa: E402
-from model_backend.prompts import VisualPrompt  # noqa: E402
+from model_backend.core.interface import AskRequest, Task  # noqa: E402
+from model_backend.models.loading import LoadPolicy  # noqa: E402
+from model_backend.models.local import LocalEngine  # noqa: E402
+from model_backend.core.prompts import VisualPrompt  # noqa: E402
 from model_backend.testing.tiny_model import build_tiny_model  # noqa: E402
 
 # Qwen3-VL-4B-Instruct's published architecture (config.json of the checkpoint)

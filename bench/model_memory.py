@@ -1,6 +1,6 @@
 """Memory the loader estimates for the supported models, from their architectures (no weights).
 
-Runs ``model_backend.loading.estimate_bytes`` (the same estimate that refuses a model that does not
+Runs ``model_backend.models.loading.estimate_bytes`` (the same estimate that refuses a model that does not
 fit) on each architecture below, as published in the checkpoints' config.json, and prints a table.
 Usage: python bench/model_memory.py
 """
@@ -12,7 +12,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from model_backend.loading import estimate_bytes  # noqa: E402
+from model_backend.models.loading import estimate_bytes  # noqa: E402
 
 QWEN3_VISION = dict(depth=24, hidden_size=1024, intermediate_size=4096, num_heads=16, patch_size=16,
                     spatial_merge_size=2, temporal_patch_size=2, num_position_embeddings=2304,

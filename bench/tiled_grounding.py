@@ -45,7 +45,7 @@ sys.path.insert(0, HERE)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from chip_read import build  # noqa: E402
-from model_backend.tiling import merge_detections  # noqa: E402
+from model_backend.core.tiling import merge_detections  # noqa: E402
 
 TILE = 1024
 #: (setting, processor's longest_edge in pixels, new tokens per answer)
@@ -54,11 +54,11 @@ SETTINGS = (("tiny model as built", 512 * 512, 8), ("chip seen whole", 1024 * 10
 MEMORY = r"""
 import json, os, sys, tempfile, time
 sys.path.insert(0, {root!r})
-from model_backend.encoding import Convention, CoordinateFrame
-from model_backend.engine import Engine, finish_answer
-from model_backend.families import family
-from model_backend.find import find_objects
-from model_backend.interface import AnswerMeta
+from model_backend.core.encoding import Convention, CoordinateFrame
+from model_backend.models.engine import Engine, finish_answer
+from model_backend.core.families import family
+from model_backend.jobs.find import find_objects
+from model_backend.core.interface import AnswerMeta
 
 ANSWER = ('[{{"bbox_2d": [100, 200, 300, 450], "label": "car"}}, {{"bbox_2d": [880, 10, 1000, 90], "label": "car"}},'
           ' {{"bbox_2d": [500, 500, 560, 540], "label": "truck"}}]')
@@ -92,9 +92,9 @@ print(json.dumps(dict(seconds=elapsed, peak_mib=peak / 1024, rise_mib=(peak - ba
 
 def overhead(path: str, runs: int):
     """``({setting: [FindResult of each timed run]}, {setting: [seconds of the model alone, per run]})``."""
-    from model_backend.find import find_objects
-    from model_backend.loading import LoadPolicy
-    from model_backend.local_engine import LocalEngine
+    from model_backend.jobs.find import find_objects
+    from model_backend.models.loading import LoadPolicy
+    from model_backend.models.local import LocalEngine
     from model_backend.testing.tiny_model import build_tiny_model
 
     engine = LocalEngine(build_tiny_model(tempfile.mkdtemp(prefix="earthgptx-bench-"), "qwen3_vl"),
@@ -118,8 +118,8 @@ def overhead(path: str, runs: int):
 
 def tile_chips(path: str) -> list:
     """The chips of the overhead run's tiles, read once into memory (16 x 3 MiB)."""
-    from model_backend.find import plan_find_tiles
-    from model_backend.raster import RasterSource
+    from model_backend.jobs.find import plan_find_tiles
+    from model_backend.geo.raster import RasterSource
 
     with RasterSource(path) as source:
         grid, _ = plan_find_tiles(source, None, None, None, TILE, 0.15)
@@ -128,7 +128,7 @@ def tile_chips(path: str) -> list:
 
 def model_alone(engine, chips: list, tokens: int) -> float:
     """Seconds the engine takes to answer the same grounding question on the chips, nothing else."""
-    from model_backend.interface import AskRequest, Task
+    from model_backend.core.interface import AskRequest, Task
 
     t0 = time.perf_counter()
     for chip in chips:

@@ -4,263 +4,6 @@
 <context>
     <name>EarthGPTX</name>
     <message>
-        <location filename="../plugin/backend_setup.py" line="89"/>
-        <source>Nothing to do.</source>
-        <translation>Rien à faire.</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="108"/>
-        <source>step {0} of {1} ({2})</source>
-        <translation>l'étape {0} sur {1} ({2})</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="114"/>
-        <source>All {0} steps finished.</source>
-        <translation>Les {0} étapes sont terminées.</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="122"/>
-        <source>Failed at {0}: cannot create the folder {1}: {2}.</source>
-        <translation>Échec à {0} : impossible de créer le dossier {1} : {2}.</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="159"/>
-        <source>Cancelled at {0}.</source>
-        <translation>Annulé à {0}.</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="161"/>
-        <source>Failed at {0}: the process crashed.</source>
-        <translation>Échec à {0} : le processus s'est arrêté brutalement.</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="163"/>
-        <source>Failed at {0}: exit status {1}.</source>
-        <translation>Échec à {0} : code de sortie {1}.</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="173"/>
-        <source>Failed at {0}: {1} could not be started ({2}).</source>
-        <translation>Échec à {0} : impossible de lancer {1} ({2}).</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="220"/>
-        <source>EarthGPT-X model backend</source>
-        <translation>Moteur de modèle EarthGPT-X</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="238"/>
-        <source>This computer</source>
-        <translation>Cet ordinateur</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="240"/>
-        <source>Looking for an NVIDIA GPU...</source>
-        <translation>Recherche d'un GPU NVIDIA...</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="244"/>
-        <source>GPU:</source>
-        <translation>GPU :</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="245"/>
-        <source>PyTorch build:</source>
-        <translation>Variante de PyTorch :</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="248"/>
-        <source>Worker environment</source>
-        <translation>Environnement de calcul</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="251"/>
-        <source>Folder of the worker's Python environment; it must be outside the plugin folder, which a plugin update replaces.</source>
-        <translation>Dossier de l'environnement Python du processus de calcul ; il doit se trouver hors du dossier de l'extension, qu'une mise à jour de l'extension remplace.</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="253"/>
-        <location filename="../plugin/backend_setup.py" line="262"/>
-        <source>Browse...</source>
-        <translation>Parcourir...</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="258"/>
-        <source>Folder:</source>
-        <translation>Dossier :</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="260"/>
-        <source>The Python the environment is made with (3.10 or newer; not QGIS's own Python on Windows and macOS).</source>
-        <translation>Le Python avec lequel l'environnement est créé (3.10 ou plus récent ; pas le Python de QGIS sous Windows et macOS).</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="267"/>
-        <source>Base Python:</source>
-        <translation>Python de base :</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="270"/>
-        <source>Worker Python:</source>
-        <translation>Python du processus de calcul :</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="275"/>
-        <source>Create / update</source>
-        <translation>Créer / mettre à jour</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="276"/>
-        <source>Create the environment, or update an existing one, and install PyTorch and the worker's packages (downloads several GB).</source>
-        <translation>Crée l'environnement, ou met à jour un environnement existant, et installe PyTorch et les paquets du processus de calcul (télécharge plusieurs Go).</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="279"/>
-        <location filename="../plugin/backend_setup.py" line="322"/>
-        <source>Diagnostics</source>
-        <translation>Diagnostic</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="280"/>
-        <source>Report what the worker environment holds and which GPU it can use.</source>
-        <translation>Indique ce que contient l'environnement de calcul et quel GPU il peut utiliser.</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="282"/>
-        <source>Cancel</source>
-        <translation>Annuler</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="295"/>
-        <source>Ready.</source>
-        <translation>Prêt.</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="305"/>
-        <source>Log</source>
-        <translation>Journal</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="313"/>
-        <source>Press Diagnostics to see what the worker environment holds.</source>
-        <translation>Cliquez sur Diagnostic pour voir ce que contient l'environnement de calcul.</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="317"/>
-        <source>Copy</source>
-        <translation>Copier</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="318"/>
-        <source>Copy the report to the clipboard (for a bug report).</source>
-        <translation>Copie le rapport dans le presse-papiers (pour un rapport de bogue).</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="354"/>
-        <source>(choose a folder)</source>
-        <translation>(choisissez un dossier)</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="358"/>
-        <source>{0} (not created yet)</source>
-        <translation>{0} (pas encore créé)</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="430"/>
-        <source>nvidia-smi did not answer: no NVIDIA GPU assumed.</source>
-        <translation>nvidia-smi n'a pas répondu : on suppose qu'il n'y a pas de GPU NVIDIA.</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="431"/>
-        <source>No NVIDIA GPU found (no working nvidia-smi).</source>
-        <translation>Aucun GPU NVIDIA trouvé (pas de nvidia-smi fonctionnel).</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="434"/>
-        <source>{0} (NVIDIA driver {1})</source>
-        <translation>{0} (pilote NVIDIA {1})</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="437"/>
-        <source>CPU build</source>
-        <translation>variante CPU</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="437"/>
-        <source>PyTorch from PyPI</source>
-        <translation>PyTorch depuis PyPI</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="438"/>
-        <source>worker device: {0}</source>
-        <translation>périphérique de calcul : {0}</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="448"/>
-        <source>Folder of the worker environment</source>
-        <translation>Dossier de l'environnement de calcul</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="455"/>
-        <source>Base Python</source>
-        <translation>Python de base</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="467"/>
-        <source>Choose an absolute folder for the worker environment.</source>
-        <translation>Choisissez un chemin de dossier absolu pour l'environnement de calcul.</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="470"/>
-        <source>The worker environment must be outside the plugin folder {0}, which a plugin update replaces: choose another folder.</source>
-        <translation>L'environnement de calcul doit se trouver hors du dossier de l'extension {0}, qu'une mise à jour de l'extension remplace : choisissez un autre dossier.</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="494"/>
-        <source>No worker environment in {0} yet: press Create / update first.</source>
-        <translation>Pas encore d'environnement de calcul dans {0} : cliquez d'abord sur Créer / mettre à jour.</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="508"/>
-        <source>Cancelling...</source>
-        <translation>Annulation...</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="513"/>
-        <source>Diagnostics report copied to the clipboard.</source>
-        <translation>Rapport de diagnostic copié dans le presse-papiers.</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="519"/>
-        <source>Step {0} of {1}</source>
-        <translation>Étape {0} sur {1}</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="520"/>
-        <source>Step {0} of {1}: {2}...</source>
-        <translation>Étape {0} sur {1} : {2}...</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="527"/>
-        <source>Step {0} of {1}: {2}</source>
-        <translation>Étape {0} sur {1} : {2}</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="546"/>
-        <source>The worker environment is ready: {0}</source>
-        <translation>L'environnement de calcul est prêt : {0}</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="549"/>
-        <source>Diagnostics finished.</source>
-        <translation>Diagnostic terminé.</translation>
-    </message>
-    <message>
-        <location filename="../plugin/backend_setup.py" line="552"/>
-        <source>Run Create / update again to finish the environment.</source>
-        <translation>Relancez Créer / mettre à jour pour terminer l'environnement.</translation>
-    </message>
-    <message>
         <location filename="../plugin/dock.py" line="39"/>
         <source>Free question</source>
         <translation>Question libre</translation>
@@ -362,7 +105,7 @@
         <location filename="../plugin/dock.py" line="94"/>
         <location filename="../plugin/processing/ask_features.py" line="40"/>
         <location filename="../plugin/processing/describe_scene.py" line="39"/>
-        <location filename="../plugin/processing/find_objects.py" line="39"/>
+        <location filename="../plugin/processing/find_objects.py" line="40"/>
         <source>Raster</source>
         <translation>Raster</translation>
     </message>
@@ -389,7 +132,7 @@
     </message>
     <message>
         <location filename="../plugin/dock.py" line="106"/>
-        <location filename="../plugin/processing/common.py" line="117"/>
+        <location filename="../plugin/processing/common.py" line="126"/>
         <source>Task</source>
         <translation>Tâche</translation>
     </message>
@@ -625,7 +368,7 @@
     </message>
     <message>
         <location filename="../plugin/processing/ask_features.py" line="47"/>
-        <location filename="../plugin/processing/find_objects.py" line="52"/>
+        <location filename="../plugin/processing/find_objects.py" line="53"/>
         <source>Detections</source>
         <translation>Détections</translation>
     </message>
@@ -671,7 +414,7 @@
     </message>
     <message>
         <location filename="../plugin/processing/describe_scene.py" line="40"/>
-        <location filename="../plugin/processing/find_objects.py" line="41"/>
+        <location filename="../plugin/processing/find_objects.py" line="42"/>
         <source>Extent (empty: the whole raster)</source>
         <translation>Emprise (vide : le raster entier)</translation>
     </message>
@@ -686,42 +429,42 @@
         <translation>Description</translation>
     </message>
     <message>
-        <location filename="../plugin/processing/find_objects.py" line="27"/>
+        <location filename="../plugin/processing/find_objects.py" line="28"/>
         <source>Find objects</source>
         <translation>Trouver des objets</translation>
     </message>
     <message>
-        <location filename="../plugin/processing/find_objects.py" line="30"/>
+        <location filename="../plugin/processing/find_objects.py" line="31"/>
         <source>Finds everything the phrase names (e.g. "ships") over the whole raster or an extent: the area is cut into overlapping tiles read at the chosen resolution, the model is asked for boxes on each tile, and boxes found twice across tile borders are merged. Boxes are 4-corner polygons in the raster's CRS.</source>
         <translation>Trouve tout ce que désigne l’expression (par ex. « navires ») sur le raster entier ou une emprise : la zone est découpée en tuiles qui se chevauchent, lues à la résolution choisie, le modèle donne des boîtes pour chaque tuile, et les boîtes trouvées deux fois de part et d’autre d’une limite de tuile sont fusionnées. Les boîtes sont des polygones à 4 sommets dans le SCR du raster.</translation>
     </message>
     <message>
-        <location filename="../plugin/processing/find_objects.py" line="40"/>
+        <location filename="../plugin/processing/find_objects.py" line="41"/>
         <source>What to find</source>
         <translation>Ce qu’il faut trouver</translation>
     </message>
     <message>
-        <location filename="../plugin/processing/find_objects.py" line="43"/>
+        <location filename="../plugin/processing/find_objects.py" line="44"/>
         <source>Resolution (raster CRS units per pixel; empty: full resolution)</source>
         <translation>Résolution (unités du SCR du raster par pixel ; vide : pleine résolution)</translation>
     </message>
     <message>
-        <location filename="../plugin/processing/find_objects.py" line="45"/>
+        <location filename="../plugin/processing/find_objects.py" line="46"/>
         <source>Tile size (pixels)</source>
         <translation>Taille des tuiles (pixels)</translation>
     </message>
     <message>
-        <location filename="../plugin/processing/find_objects.py" line="48"/>
+        <location filename="../plugin/processing/find_objects.py" line="49"/>
         <source>Tile overlap (fraction of a tile)</source>
         <translation>Chevauchement des tuiles (fraction d’une tuile)</translation>
     </message>
     <message>
-        <location filename="../plugin/processing/find_objects.py" line="80"/>
+        <location filename="../plugin/processing/find_objects.py" line="76"/>
         <source>{0} tiles of {1}x{2} pixels</source>
         <translation>{0} tuiles de {1}x{2} pixels</translation>
     </message>
     <message>
-        <location filename="../plugin/processing/find_objects.py" line="109"/>
+        <location filename="../plugin/processing/find_objects.py" line="105"/>
         <source>{0} boxes found, {1} after merging across tile borders</source>
         <translation>{0} boîtes trouvées, {1} après fusion aux limites des tuiles</translation>
     </message>
@@ -801,84 +544,341 @@
         <translation>Python du processus de calcul</translation>
     </message>
     <message>
-        <location filename="../plugin/setup_plan.py" line="215"/>
-        <source>NVIDIA driver {driver} supports CUDA {cuda}: PyTorch's {build} build, for {gpu}.</source>
-        <translation>Le pilote NVIDIA {driver} prend en charge CUDA {cuda} : variante {build} de PyTorch, pour {gpu}.</translation>
+        <location filename="../plugin/setup/dialog.py" line="75"/>
+        <source>EarthGPT-X model backend</source>
+        <translation>Moteur de modèle EarthGPT-X</translation>
     </message>
     <message>
-        <location filename="../plugin/setup_plan.py" line="217"/>
-        <source>NVIDIA driver {driver} is older than the {minimum} that CUDA {cuda} asks for, but runs CUDA 12 builds through minor-version compatibility: PyTorch's {build} build, for {gpu}. Updating the driver is recommended.</source>
-        <translation>Le pilote NVIDIA {driver} est antérieur à la version {minimum} qu'exige CUDA {cuda}, mais il exécute les variantes CUDA 12 grâce à la compatibilité entre versions mineures : variante {build} de PyTorch, pour {gpu}. Il est recommandé de mettre à jour le pilote.</translation>
+        <location filename="../plugin/setup/dialog.py" line="93"/>
+        <source>This computer</source>
+        <translation>Cet ordinateur</translation>
     </message>
     <message>
-        <location filename="../plugin/setup_plan.py" line="221"/>
-        <source>No NVIDIA driver found: PyTorch's CPU build. Answers will be slow on the CPU.</source>
-        <translation>Aucun pilote NVIDIA trouvé : variante CPU de PyTorch. Les réponses seront lentes sur le CPU.</translation>
+        <location filename="../plugin/setup/dialog.py" line="95"/>
+        <source>Looking for an NVIDIA GPU...</source>
+        <translation>Recherche d'un GPU NVIDIA...</translation>
     </message>
     <message>
-        <location filename="../plugin/setup_plan.py" line="223"/>
-        <source>NVIDIA driver {driver} is too old for the CUDA builds of PyTorch {torch}: PyTorch's CPU build. Update the driver to {minimum} or newer to use {gpu}.</source>
-        <translation>Le pilote NVIDIA {driver} est trop ancien pour les variantes CUDA de PyTorch {torch} : variante CPU de PyTorch. Mettez à jour le pilote vers la version {minimum} ou plus récente pour utiliser {gpu}.</translation>
+        <location filename="../plugin/setup/dialog.py" line="99"/>
+        <source>GPU:</source>
+        <translation>GPU :</translation>
     </message>
     <message>
-        <location filename="../plugin/setup_plan.py" line="226"/>
-        <source>The CUDA builds of PyTorch {torch} have no kernels for {gpu}: PyTorch's CPU build.</source>
-        <translation>Les variantes CUDA de PyTorch {torch} n'ont pas de noyaux pour {gpu} : variante CPU de PyTorch.</translation>
+        <location filename="../plugin/setup/dialog.py" line="100"/>
+        <source>PyTorch build:</source>
+        <translation>Variante de PyTorch :</translation>
     </message>
     <message>
-        <location filename="../plugin/setup_plan.py" line="228"/>
-        <source>macOS on Apple silicon: PyTorch from PyPI, which uses the GPU through Metal (MPS).</source>
-        <translation>macOS sur puce Apple : PyTorch depuis PyPI, qui utilise le GPU via Metal (MPS).</translation>
+        <location filename="../plugin/setup/dialog.py" line="103"/>
+        <source>Worker environment</source>
+        <translation>Environnement de calcul</translation>
     </message>
     <message>
-        <location filename="../plugin/setup_plan.py" line="230"/>
-        <source>macOS on an Intel Mac: PyTorch {torch} publishes no build for it, so the worker environment cannot be made here. Use a remote engine instead.</source>
-        <translation>macOS sur un Mac Intel : PyTorch {torch} ne publie aucune variante pour cette plateforme, l'environnement de calcul ne peut donc pas être créé ici. Utilisez plutôt un moteur distant.</translation>
+        <location filename="../plugin/setup/dialog.py" line="106"/>
+        <source>Folder of the worker's Python environment; it must be outside the plugin folder, which a plugin update replaces.</source>
+        <translation>Dossier de l'environnement Python du processus de calcul ; il doit se trouver hors du dossier de l'extension, qu'une mise à jour de l'extension remplace.</translation>
     </message>
     <message>
-        <location filename="../plugin/setup_plan.py" line="402"/>
+        <location filename="../plugin/setup/dialog.py" line="108"/>
+        <location filename="../plugin/setup/dialog.py" line="117"/>
+        <source>Browse...</source>
+        <translation>Parcourir...</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/dialog.py" line="113"/>
+        <source>Folder:</source>
+        <translation>Dossier :</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/dialog.py" line="115"/>
+        <source>The Python the environment is made with (3.10 or newer; not QGIS's own Python on Windows and macOS).</source>
+        <translation>Le Python avec lequel l'environnement est créé (3.10 ou plus récent ; pas le Python de QGIS sous Windows et macOS).</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/dialog.py" line="122"/>
+        <source>Base Python:</source>
+        <translation>Python de base :</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/dialog.py" line="125"/>
+        <source>Worker Python:</source>
+        <translation>Python du processus de calcul :</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/dialog.py" line="130"/>
+        <source>Create / update</source>
+        <translation>Créer / mettre à jour</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/dialog.py" line="131"/>
+        <source>Create the environment, or update an existing one, and install PyTorch and the worker's packages (downloads several GB).</source>
+        <translation>Crée l'environnement, ou met à jour un environnement existant, et installe PyTorch et les paquets du processus de calcul (télécharge plusieurs Go).</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/dialog.py" line="134"/>
+        <location filename="../plugin/setup/dialog.py" line="177"/>
+        <source>Diagnostics</source>
+        <translation>Diagnostic</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/dialog.py" line="135"/>
+        <source>Report what the worker environment holds and which GPU it can use.</source>
+        <translation>Indique ce que contient l'environnement de calcul et quel GPU il peut utiliser.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/dialog.py" line="137"/>
+        <source>Cancel</source>
+        <translation>Annuler</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/dialog.py" line="150"/>
+        <source>Ready.</source>
+        <translation>Prêt.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/dialog.py" line="160"/>
+        <source>Log</source>
+        <translation>Journal</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/dialog.py" line="168"/>
+        <source>Press Diagnostics to see what the worker environment holds.</source>
+        <translation>Cliquez sur Diagnostic pour voir ce que contient l'environnement de calcul.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/dialog.py" line="172"/>
+        <source>Copy</source>
+        <translation>Copier</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/dialog.py" line="173"/>
+        <source>Copy the report to the clipboard (for a bug report).</source>
+        <translation>Copie le rapport dans le presse-papiers (pour un rapport de bogue).</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/dialog.py" line="209"/>
+        <source>(choose a folder)</source>
+        <translation>(choisissez un dossier)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/dialog.py" line="213"/>
+        <source>{0} (not created yet)</source>
+        <translation>{0} (pas encore créé)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/dialog.py" line="285"/>
+        <source>nvidia-smi did not answer: no NVIDIA GPU assumed.</source>
+        <translation>nvidia-smi n'a pas répondu : on suppose qu'il n'y a pas de GPU NVIDIA.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/dialog.py" line="286"/>
+        <source>No NVIDIA GPU found (no working nvidia-smi).</source>
+        <translation>Aucun GPU NVIDIA trouvé (pas de nvidia-smi fonctionnel).</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/dialog.py" line="289"/>
+        <source>{0} (NVIDIA driver {1})</source>
+        <translation>{0} (pilote NVIDIA {1})</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/dialog.py" line="292"/>
+        <source>CPU build</source>
+        <translation>variante CPU</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/dialog.py" line="292"/>
+        <source>PyTorch from PyPI</source>
+        <translation>PyTorch depuis PyPI</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/dialog.py" line="293"/>
+        <source>worker device: {0}</source>
+        <translation>périphérique de calcul : {0}</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/dialog.py" line="303"/>
+        <source>Folder of the worker environment</source>
+        <translation>Dossier de l'environnement de calcul</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/dialog.py" line="310"/>
+        <source>Base Python</source>
+        <translation>Python de base</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/dialog.py" line="322"/>
+        <source>Choose an absolute folder for the worker environment.</source>
+        <translation>Choisissez un chemin de dossier absolu pour l'environnement de calcul.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/dialog.py" line="325"/>
+        <source>The worker environment must be outside the plugin folder {0}, which a plugin update replaces: choose another folder.</source>
+        <translation>L'environnement de calcul doit se trouver hors du dossier de l'extension {0}, qu'une mise à jour de l'extension remplace : choisissez un autre dossier.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/dialog.py" line="349"/>
+        <source>No worker environment in {0} yet: press Create / update first.</source>
+        <translation>Pas encore d'environnement de calcul dans {0} : cliquez d'abord sur Créer / mettre à jour.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/dialog.py" line="363"/>
+        <source>Cancelling...</source>
+        <translation>Annulation...</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/dialog.py" line="368"/>
+        <source>Diagnostics report copied to the clipboard.</source>
+        <translation>Rapport de diagnostic copié dans le presse-papiers.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/dialog.py" line="374"/>
+        <source>Step {0} of {1}</source>
+        <translation>Étape {0} sur {1}</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/dialog.py" line="375"/>
+        <source>Step {0} of {1}: {2}...</source>
+        <translation>Étape {0} sur {1} : {2}...</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/dialog.py" line="382"/>
+        <source>Step {0} of {1}: {2}</source>
+        <translation>Étape {0} sur {1} : {2}</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/dialog.py" line="401"/>
+        <source>The worker environment is ready: {0}</source>
+        <translation>L'environnement de calcul est prêt : {0}</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/dialog.py" line="404"/>
+        <source>Diagnostics finished.</source>
+        <translation>Diagnostic terminé.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/dialog.py" line="407"/>
+        <source>Run Create / update again to finish the environment.</source>
+        <translation>Relancez Créer / mettre à jour pour terminer l'environnement.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/plan.py" line="124"/>
         <source>Run diagnostics</source>
         <translation>Lancer le diagnostic</translation>
     </message>
     <message>
-        <location filename="../plugin/setup_plan.py" line="429"/>
+        <location filename="../plugin/setup/plan.py" line="151"/>
         <source>Check the base Python</source>
         <translation>Vérifier le Python de base</translation>
     </message>
     <message>
-        <location filename="../plugin/setup_plan.py" line="431"/>
+        <location filename="../plugin/setup/plan.py" line="153"/>
         <source>Choose another base Python.</source>
         <translation>Choisissez un autre Python de base.</translation>
     </message>
     <message>
-        <location filename="../plugin/setup_plan.py" line="432"/>
+        <location filename="../plugin/setup/plan.py" line="154"/>
         <source>Create the virtual environment</source>
         <translation>Créer l'environnement virtuel</translation>
     </message>
     <message>
-        <location filename="../plugin/setup_plan.py" line="434"/>
+        <location filename="../plugin/setup/plan.py" line="156"/>
         <source>On Debian and Ubuntu, install the python3-venv package (sudo apt install python3-venv).</source>
         <translation>Sous Debian et Ubuntu, installez le paquet python3-venv (sudo apt install python3-venv).</translation>
     </message>
     <message>
-        <location filename="../plugin/setup_plan.py" line="436"/>
+        <location filename="../plugin/setup/plan.py" line="158"/>
         <source>pip's message is at the end of the log; the most common cause is the network (internet connection, proxy). Run Create / update again once fixed: finished steps are then quick.</source>
         <translation>Le message de pip se trouve à la fin du journal ; la cause la plus fréquente est le réseau (connexion Internet, proxy). Relancez Créer / mettre à jour une fois le problème corrigé : les étapes déjà terminées seront alors rapides.</translation>
     </message>
     <message>
-        <location filename="../plugin/setup_plan.py" line="439"/>
+        <location filename="../plugin/setup/plan.py" line="161"/>
         <source>Upgrade pip</source>
         <translation>Mettre à jour pip</translation>
     </message>
     <message>
-        <location filename="../plugin/setup_plan.py" line="442"/>
+        <location filename="../plugin/setup/plan.py" line="164"/>
         <source>Install PyTorch and torchvision (several GB)</source>
         <translation>Installer PyTorch et torchvision (plusieurs Go)</translation>
     </message>
     <message>
-        <location filename="../plugin/setup_plan.py" line="444"/>
+        <location filename="../plugin/setup/plan.py" line="166"/>
         <source>Install the worker packages</source>
         <translation>Installer les paquets du processus de calcul</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/runner.py" line="64"/>
+        <source>Nothing to do.</source>
+        <translation>Rien à faire.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/runner.py" line="83"/>
+        <source>step {0} of {1} ({2})</source>
+        <translation>l'étape {0} sur {1} ({2})</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/runner.py" line="89"/>
+        <source>All {0} steps finished.</source>
+        <translation>Les {0} étapes sont terminées.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/runner.py" line="97"/>
+        <source>Failed at {0}: cannot create the folder {1}: {2}.</source>
+        <translation>Échec à {0} : impossible de créer le dossier {1} : {2}.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/runner.py" line="134"/>
+        <source>Cancelled at {0}.</source>
+        <translation>Annulé à {0}.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/runner.py" line="136"/>
+        <source>Failed at {0}: the process crashed.</source>
+        <translation>Échec à {0} : le processus s'est arrêté brutalement.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/runner.py" line="138"/>
+        <source>Failed at {0}: exit status {1}.</source>
+        <translation>Échec à {0} : code de sortie {1}.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/runner.py" line="148"/>
+        <source>Failed at {0}: {1} could not be started ({2}).</source>
+        <translation>Échec à {0} : impossible de lancer {1} ({2}).</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/torch_choice.py" line="181"/>
+        <source>NVIDIA driver {driver} supports CUDA {cuda}: PyTorch's {build} build, for {gpu}.</source>
+        <translation>Le pilote NVIDIA {driver} prend en charge CUDA {cuda} : variante {build} de PyTorch, pour {gpu}.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/torch_choice.py" line="183"/>
+        <source>NVIDIA driver {driver} is older than the {minimum} that CUDA {cuda} asks for, but runs CUDA 12 builds through minor-version compatibility: PyTorch's {build} build, for {gpu}. Updating the driver is recommended.</source>
+        <translation>Le pilote NVIDIA {driver} est antérieur à la version {minimum} qu'exige CUDA {cuda}, mais il exécute les variantes CUDA 12 grâce à la compatibilité entre versions mineures : variante {build} de PyTorch, pour {gpu}. Il est recommandé de mettre à jour le pilote.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/torch_choice.py" line="187"/>
+        <source>No NVIDIA driver found: PyTorch's CPU build. Answers will be slow on the CPU.</source>
+        <translation>Aucun pilote NVIDIA trouvé : variante CPU de PyTorch. Les réponses seront lentes sur le CPU.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/torch_choice.py" line="189"/>
+        <source>NVIDIA driver {driver} is too old for the CUDA builds of PyTorch {torch}: PyTorch's CPU build. Update the driver to {minimum} or newer to use {gpu}.</source>
+        <translation>Le pilote NVIDIA {driver} est trop ancien pour les variantes CUDA de PyTorch {torch} : variante CPU de PyTorch. Mettez à jour le pilote vers la version {minimum} ou plus récente pour utiliser {gpu}.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/torch_choice.py" line="192"/>
+        <source>The CUDA builds of PyTorch {torch} have no kernels for {gpu}: PyTorch's CPU build.</source>
+        <translation>Les variantes CUDA de PyTorch {torch} n'ont pas de noyaux pour {gpu} : variante CPU de PyTorch.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/torch_choice.py" line="194"/>
+        <source>macOS on Apple silicon: PyTorch from PyPI, which uses the GPU through Metal (MPS).</source>
+        <translation>macOS sur puce Apple : PyTorch depuis PyPI, qui utilise le GPU via Metal (MPS).</translation>
+    </message>
+    <message>
+        <location filename="../plugin/setup/torch_choice.py" line="196"/>
+        <source>macOS on an Intel Mac: PyTorch {torch} publishes no build for it, so the worker environment cannot be made here. Use a remote engine instead.</source>
+        <translation>macOS sur un Mac Intel : PyTorch {torch} ne publie aucune variante pour cette plateforme, l'environnement de calcul ne peut donc pas être créé ici. Utilisez plutôt un moteur distant.</translation>
     </message>
     <message>
         <location filename="../plugin/tasks.py" line="58"/>

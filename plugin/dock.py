@@ -14,11 +14,11 @@ from qgis.PyQt.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QFormLayou
                                  QListWidget, QPlainTextEdit, QProgressBar, QPushButton, QTextBrowser, QToolButton,
                                  QVBoxLayout, QWidget)
 
-from ..model_backend.errors import EarthGPTXError
-from ..model_backend.interface import Role, Task, Turn, check_question
-from ..model_backend.normalise import Modality
-from ..model_backend.prompts import PromptKind, VisualPrompt
-from ..model_backend.schema import SHAPEFILE_TEXT_LIMIT, new_id, utc_now
+from ..model_backend.core.errors import EarthGPTXError
+from ..model_backend.core.interface import Role, Task, Turn, check_question
+from ..model_backend.core.normalise import Modality
+from ..model_backend.core.prompts import PromptKind, VisualPrompt
+from ..model_backend.core.schema import SHAPEFILE_TEXT_LIMIT, new_id, utc_now
 from .export import export_gpkg, export_shapefiles
 from .layers import OutputLayers
 from .map_tools.box_tool import BoxTool

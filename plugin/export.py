@@ -1,5 +1,5 @@
 """Export of the output layers (``OutputLayers.layers()``) to a GeoPackage or to shapefiles, with the
-headless writer's layout (``model_backend.outputs``):
+headless writer's layout (``model_backend.geo.outputs``):
 
 - GeoPackage: one file, layers ``prompts``, ``answers``, ``detections`` with full text; the memory
   layers of one schema layer (points, lines, polygons) merge into one GeoPackage layer.
@@ -26,9 +26,9 @@ from typing import Dict, Iterator, List, Mapping, Sequence, Tuple, Union
 from qgis.core import (QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsFeature, QgsField, QgsFields,
                        QgsGeometry, QgsProject, QgsVectorFileWriter, QgsVectorLayer, QgsWkbTypes)
 
-from ..model_backend.errors import EarthGPTXError, InvalidArgumentError
-from ..model_backend.schema import (FIELDS, LAYERS, SHAPEFILE_NAMES, SHAPEFILE_TEXT_LIMIT, complete, part_name,
-                                    split_text, text_parts, to_shapefile)
+from ..model_backend.core.errors import EarthGPTXError, InvalidArgumentError
+from ..model_backend.core.schema import (FIELDS, LAYERS, SHAPEFILE_NAMES, SHAPEFILE_TEXT_LIMIT, complete, part_name,
+                                         split_text, text_parts, to_shapefile)
 from .layers import FAMILIES, OutputLayers, family_of, require_main_thread, schema_fields, tr
 
 SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")

@@ -16,15 +16,15 @@ from __future__ import annotations
 
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from qgis.core import (QgsCoordinateTransform, QgsFeature, QgsFields, QgsFillSymbol, QgsGeometry,
-                       QgsLayerTreeGroup, QgsLayerTreeLayer, QgsLineSymbol, QgsMarkerSymbol, QgsPalLayerSettings,
-                       QgsProject, QgsSingleSymbolRenderer, QgsSymbol, QgsTextBufferSettings, QgsTextFormat,
-                       QgsVectorLayer, QgsVectorLayerSimpleLabeling, QgsWkbTypes)
+from qgis.core import (QgsCoordinateTransform, QgsFeature, QgsFields, QgsFillSymbol, QgsGeometry, QgsLayerTreeGroup,
+                       QgsLayerTreeLayer, QgsLineSymbol, QgsMarkerSymbol, QgsPalLayerSettings, QgsProject,
+                       QgsSingleSymbolRenderer, QgsSymbol, QgsTextBufferSettings, QgsTextFormat, QgsVectorLayer,
+                       QgsVectorLayerSimpleLabeling, QgsWkbTypes)
 from qgis.PyQt.QtCore import QCoreApplication, QThread
 from qgis.PyQt.QtGui import QColor
 
-from ..model_backend.errors import InvalidArgumentError
-from ..model_backend.schema import FIELDS, LAYERS
+from ..model_backend.core.errors import InvalidArgumentError
+from ..model_backend.core.schema import FIELDS, LAYERS
 
 #: geometry families, in the order their layers are stacked within a schema layer
 FAMILIES = ("point", "line", "polygon")

@@ -98,7 +98,7 @@ class EarthGPTXPlugin:
                 self.dock.apply_settings(new)
 
     def show_backend_setup(self) -> None:
-        from .backend_setup import BackendSetupDialog
+        from .setup.dialog import BackendSetupDialog
 
         dialog = BackendSetupDialog(parent=self.iface.mainWindow())
         dialog.workerReady.connect(self.use_worker_python)

@@ -15,16 +15,16 @@ from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
-from qgis.core import (Qgis, QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsGeometry, QgsPointXY,
-                       QgsProject, QgsRasterLayer, QgsRectangle, QgsWkbTypes)
+from qgis.core import (Qgis, QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsGeometry, QgsPointXY, QgsProject,
+                       QgsRasterLayer, QgsRectangle, QgsWkbTypes)
 
-from ..model_backend.affine import Affine
-from ..model_backend.chip import Chip
-from ..model_backend.chip_plan import ChipPlan, ChipSettings, plan_prompt_chip, plan_scene_chip
-from ..model_backend.errors import NoCRSError, PromptOutsideRasterError, UnsupportedDataError
-from ..model_backend.normalise import (Modality, ModalityGuess, check_bands, default_bands, guess_modality,
-                                       to_model_rgb)
-from ..model_backend.prompts import PromptKind, VisualPrompt
+from ..model_backend.core.affine import Affine
+from ..model_backend.core.chip import Chip
+from ..model_backend.core.chip_plan import ChipPlan, ChipSettings, plan_prompt_chip, plan_scene_chip
+from ..model_backend.core.errors import NoCRSError, PromptOutsideRasterError, UnsupportedDataError
+from ..model_backend.core.normalise import (Modality, ModalityGuess, check_bands, default_bands, guess_modality,
+                                            to_model_rgb)
+from ..model_backend.core.prompts import PromptKind, VisualPrompt
 
 _NUMPY_TYPES = {
     Qgis.DataType.Byte: np.uint8, Qgis.DataType.UInt16: np.uint16, Qgis.DataType.Int16: np.int16,

@@ -13,8 +13,8 @@ from typing import Optional
 
 from qgis.core import QgsApplication, QgsAuthMethodConfig, QgsSettings
 
-from ..model_backend.chip_plan import ChipSettings
-from ..model_backend.loading import DEFAULT_MODEL
+from ..model_backend.core.chip_plan import ChipSettings
+from ..model_backend.core.engine_options import DEFAULT_MODEL
 
 PREFIX = "earthgptx/"
 

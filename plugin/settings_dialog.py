@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from qgis.gui import QgsAuthConfigSelect, QgsFileWidget
 from qgis.PyQt.QtCore import QCoreApplication
-from qgis.PyQt.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QLineEdit,
-                                 QSpinBox)
+from qgis.PyQt.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QLineEdit, QSpinBox
 
-from ..model_backend.families import FAMILIES
-from ..model_backend.loading import DEVICES, QUANTIZATIONS
+from ..model_backend.core.engine_options import DEVICES, QUANTIZATIONS
+from ..model_backend.core.families import FAMILIES
 from .settings import PluginSettings
 
 

@@ -12,12 +12,12 @@ from typing import Callable, List, Optional
 from qgis.core import QgsTask
 from qgis.PyQt.QtCore import QCoreApplication, pyqtSignal
 
-from ..model_backend.chip import Chip
-from ..model_backend.chip_plan import ChipPlan
-from ..model_backend.errors import EarthGPTXError, WorkerError
-from ..model_backend.interface import Answer, AskRequest, Task, Turn
-from ..model_backend.normalise import Modality
-from ..model_backend.prompts import VisualPrompt
+from ..model_backend.core.chip import Chip
+from ..model_backend.core.chip_plan import ChipPlan
+from ..model_backend.core.errors import EarthGPTXError, WorkerError
+from ..model_backend.core.interface import Answer, AskRequest, Task, Turn
+from ..model_backend.core.normalise import Modality
+from ..model_backend.core.prompts import VisualPrompt
 from ..model_backend.worker.client import WorkerClient
 from .raster_view import LayerView, RasterInfo, read_chip
 from .worker_pool import WorkerPool

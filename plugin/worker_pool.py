@@ -10,7 +10,7 @@ from typing import Callable, Dict, Optional
 
 from qgis.PyQt.QtCore import QCoreApplication
 
-from ..model_backend.errors import WorkerError
+from ..model_backend.core.errors import WorkerError
 from ..model_backend.worker.client import WorkerClient
 
 

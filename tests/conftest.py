@@ -1,4 +1,9 @@
-"""Shared test fixtures: data paths, derived rasters, hypothesis profile."""
+"""Shared test fixtures: data paths, derived rasters, hypothesis profile.
+
+Tiers: ``tests/unit`` (no QGIS, no torch), ``tests/engine`` (tiny models, worker processes),
+``tests/qgis`` (QGIS in this process). With ``EARTHGPTX_TEST_TIER=unit`` (``make test-fast``) torch,
+transformers and QGIS cannot be imported, so a unit test that needs them fails instead of passing slowly.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,14 @@ import importlib
 import os
 import sys
 
-import pytest
-from hypothesis import HealthCheck, settings
+if os.environ.get("EARTHGPTX_TEST_TIER") == "unit":
+    for _blocked in ("torch", "transformers", "qgis"):
+        sys.modules[_blocked] = None  # type: ignore[assignment]
 
-import build_fixtures
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+import build_fixtures  # noqa: E402
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)

@@ -54,8 +54,8 @@ class Scripted(BaseHTTPRequestHandler):
 
 def main():
     earth = plugins["earthgptx"]
-    from earthgptx.model_backend.encoding import Convention, CoordinateFrame
-    from earthgptx.model_backend.prompts import VisualPrompt
+    from earthgptx.model_backend.core.encoding import Convention, CoordinateFrame
+    from earthgptx.model_backend.core.prompts import VisualPrompt
     from earthgptx.plugin.raster_view import DrawnPrompt, LayerView, plan_chip, view_prompts
     from earthgptx.plugin.settings import PluginSettings
 

@@ -11,7 +11,7 @@ import re
 import unicodedata
 from typing import Dict, List, Sequence, Tuple
 
-from ..errors import EarthGPTXError
+from ..core.errors import EarthGPTXError
 from .datasets import Box
 
 IOU_THRESHOLD = 0.5

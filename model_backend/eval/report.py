@@ -7,7 +7,7 @@ import os
 import tempfile
 from typing import Dict, List
 
-from ..errors import InvalidArgumentError
+from ..core.errors import InvalidArgumentError
 
 COLUMNS = ("task", "model", "backend", "examples", "missing")
 

@@ -13,12 +13,12 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-from ..engine import Engine
-from ..interface import Answer, AskRequest, Task
-from ..normalise import Modality
-from ..prompts import VisualPrompt
-from .datasets import (Box, Dataset, DatasetError, Example, GroundingExample, SceneExample,
-                       load_captions, load_dior_rsvg, load_scene, load_voc_classes)
+from ..core.interface import Answer, AskRequest, Task
+from ..core.normalise import Modality
+from ..core.prompts import VisualPrompt
+from ..models.engine import Engine
+from .datasets import (Box, Dataset, DatasetError, Example, GroundingExample, SceneExample, load_captions,
+                       load_dior_rsvg, load_scene, load_voc_classes)
 from .metrics import (IOU_THRESHOLD, caption_scores, detection_summary, iou, match_boxes, normalise_label,
                       referring_summary)
 

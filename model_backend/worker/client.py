@@ -18,9 +18,9 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
-from ..errors import (EarthGPTXError, InsufficientMemoryError, InvalidArgumentError, InvalidPromptError,
-                      ModelNotFoundError, WorkerError)
-from ..interface import Answer, AskRequest, prompts_to_dicts
+from ..core.errors import (EarthGPTXError, InsufficientMemoryError, InvalidArgumentError, InvalidPromptError,
+                           ModelNotFoundError, WorkerError)
+from ..core.interface import Answer, AskRequest, prompts_to_dicts
 from . import PROTOCOL_VERSION
 
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -14,9 +14,9 @@ from typing import Any, Callable, Dict, Optional
 import numpy as np
 
 from .. import __version__
-from ..engine import Engine
-from ..errors import EarthGPTXError, InvalidArgumentError
-from ..interface import AskRequest, history_from_dicts, prompts_from_dicts
+from ..core.errors import EarthGPTXError, InvalidArgumentError
+from ..core.interface import AskRequest, history_from_dicts, prompts_from_dicts
+from ..models.engine import Engine
 from . import PROTOCOL_VERSION
 
 
@@ -109,13 +109,14 @@ class Worker:
             self.engine.close()
             self.engine = None
         if backend == "local":
-            from ..loading import DEFAULT_MODEL, LoadPolicy
-            from ..local_engine import LocalEngine
+            from ..core.engine_options import DEFAULT_MODEL
+            from ..models.loading import LoadPolicy
+            from ..models.local import LocalEngine
 
             policy = LoadPolicy(request.get("device", "auto"), request.get("quantization", "auto"))
             self.engine = LocalEngine(request.get("model") or DEFAULT_MODEL, policy, on_status=status)
         elif backend == "openai":
-            from ..remote import RemoteEngine
+            from ..models.remote import RemoteEngine
 
             self.engine = RemoteEngine(request["endpoint"], request["model"], request.get("family", "qwen3_vl"),
                                        api_key=request.get("api_key"), timeout=float(request.get("timeout", 120)))

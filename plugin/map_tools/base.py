@@ -3,10 +3,10 @@ prompt carrying its kind and geometry in the canvas CRS."""
 
 from __future__ import annotations
 
+from qgis.core import QgsGeometry, QgsWkbTypes
 from qgis.gui import QgsMapCanvas, QgsMapTool, QgsRubberBand
 from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtGui import QColor
-from qgis.core import QgsGeometry, QgsWkbTypes
 
 RUBBER_COLOUR = QColor(255, 210, 0, 220)
 RUBBER_FILL = QColor(255, 210, 0, 50)

@@ -6,13 +6,13 @@ from qgis.core import (QgsCoordinateReferenceSystem, QgsFeatureSink, QgsProcessi
                        QgsProcessingException, QgsProcessingParameterFeatureSink, QgsProcessingParameterFeatureSource,
                        QgsProcessingParameterRasterLayer, QgsProcessingParameterString, QgsWkbTypes)
 
-from ...model_backend.errors import EarthGPTXError
-from ...model_backend.interface import AskRequest, Task, check_question
-from ...model_backend.prompts import PromptKind
+from ...model_backend.core.errors import EarthGPTXError
+from ...model_backend.core.interface import AskRequest, Task, check_question
+from ...model_backend.core.prompts import PromptKind
 from ..raster_view import DrawnPrompt, LayerView, RasterInfo, chip_shape_geometry, plan_chip, read_chip, view_prompts
 from ..settings import PluginSettings
-from .common import (answer_attributes, answer_fields, ask, detection_fields, feature, load_model, model_parameters,
-                     modality_of, task_parameter, tr)
+from .common import (answer_attributes, answer_fields, ask, detection_fields, feature, load_model, modality_of,
+                     model_parameters, task_parameter, tr)
 
 TASKS = [Task.REGION_CAPTIONING, Task.REFERRING_CLASSIFICATION, Task.VQA, Task.GROUNDING, Task.CHAT]
 KINDS = {QgsWkbTypes.GeometryType.PointGeometry: PromptKind.POINT, QgsWkbTypes.GeometryType.LineGeometry: PromptKind.SCRIBBLE,

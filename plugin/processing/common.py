@@ -6,14 +6,15 @@ from __future__ import annotations
 import threading
 from typing import Dict, List, Optional, Tuple
 
-from qgis.core import (QgsFeature, QgsFeedback, QgsField, QgsFields, QgsProcessingException, QgsProcessingParameterEnum,
-                       QgsProcessingParameterNumber, QgsProcessingParameterString, QgsProcessingParameterDefinition)
+from qgis.core import (QgsFeature, QgsFeedback, QgsField, QgsFields, QgsProcessingException,
+                       QgsProcessingParameterDefinition, QgsProcessingParameterEnum, QgsProcessingParameterNumber,
+                       QgsProcessingParameterString)
 from qgis.PyQt.QtCore import QCoreApplication, QVariant
 
-from ...model_backend.errors import EarthGPTXError
-from ...model_backend.interface import Answer, AskRequest, Task
-from ...model_backend.normalise import Modality
-from ...model_backend.schema import FIELDS, new_id, utc_now
+from ...model_backend.core.errors import EarthGPTXError
+from ...model_backend.core.interface import Answer, AskRequest, Task
+from ...model_backend.core.normalise import Modality
+from ...model_backend.core.schema import FIELDS, new_id, utc_now
 from ..settings import PluginSettings
 from ..worker_pool import POOL
 

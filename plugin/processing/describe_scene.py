@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from qgis.core import (QgsCoordinateReferenceSystem, QgsFeatureSink, QgsProcessingAlgorithm,
-                       QgsProcessingException, QgsProcessingParameterExtent, QgsProcessingParameterFeatureSink,
+from qgis.core import (QgsCoordinateReferenceSystem, QgsFeatureSink, QgsProcessingAlgorithm, QgsProcessingException,
+                       QgsProcessingParameterExtent, QgsProcessingParameterFeatureSink,
                        QgsProcessingParameterRasterLayer, QgsProcessingParameterString, QgsWkbTypes)
 
-from ...model_backend.chip_plan import plan_scene_chip
-from ...model_backend.errors import EarthGPTXError
-from ...model_backend.interface import AskRequest, Task
-from ...model_backend.prompts import VisualPrompt
+from ...model_backend.core.chip_plan import plan_scene_chip
+from ...model_backend.core.errors import EarthGPTXError
+from ...model_backend.core.interface import AskRequest, Task
+from ...model_backend.core.prompts import VisualPrompt
 from ..raster_view import LayerView, RasterInfo, chip_shape_geometry, read_chip
 from ..settings import PluginSettings
-from .common import (answer_attributes, answer_fields, ask, extent_in_view, feature, load_model, model_parameters,
-                     modality_of, task_parameter, tr)
+from .common import (answer_attributes, answer_fields, ask, extent_in_view, feature, load_model, modality_of,
+                     model_parameters, task_parameter, tr)
 
 TASKS = [Task.CAPTIONING, Task.SCENE_CLASSIFICATION, Task.VQA, Task.CHAT]
 

@@ -7,14 +7,14 @@ from qgis.core import (QgsFeatureSink, QgsGeometry, QgsPointXY, QgsProcessingAlg
                        QgsProcessingParameterExtent, QgsProcessingParameterFeatureSink, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterLayer, QgsProcessingParameterString, QgsWkbTypes)
 
-from ...model_backend.errors import AllNodataError, EarthGPTXError
-from ...model_backend.interface import AskRequest, Task, check_question
-from ...model_backend.prompts import PromptKind
-from ...model_backend.schema import new_id
-from ...model_backend.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, merge_detections, plan_tiles, scale_for_resolution
+from ...model_backend.core.errors import AllNodataError, EarthGPTXError
+from ...model_backend.core.interface import AskRequest, Task, check_question
+from ...model_backend.core.prompts import PromptKind
+from ...model_backend.core.schema import new_id
+from ...model_backend.core.tiling import (DEFAULT_OVERLAP, DEFAULT_TILE, merge_detections, plan_tiles,
+                                          scale_for_resolution)
 from ..raster_view import LayerView, RasterInfo, read_chip
-from .common import (ask, detection_fields, extent_in_view, feature, load_model, model_parameters, modality_of,
-                     tr)
+from .common import ask, detection_fields, extent_in_view, feature, load_model, modality_of, model_parameters, tr
 
 
 class FindObjects(QgsProcessingAlgorithm):

@@ -1,0 +1,46 @@
+"""Options that choose and load an engine, shared by the commands that ask a model (``ask``, ``find``,
+``eval``): ``--model --backend --endpoint --family --device --quantization``; the API key of a remote
+server comes from the environment variable ``EARTHGPTX_API_KEY``, never from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ..core.engine_options import DEFAULT_MODEL, DEVICES, QUANTIZATIONS
+from ..core.errors import InvalidArgumentError
+from ..core.families import FAMILIES
+from ..models.engine import Engine
+
+API_KEY_ENV = "EARTHGPTX_API_KEY"
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """--model, --backend, --endpoint, --family, --device, --quantization (read by ``engine_from_args``)."""
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model folder or hub id (default {DEFAULT_MODEL})")
+    parser.add_argument("--backend", choices=["local", "openai"], default="local",
+                        help="local transformers model, or an OpenAI-compatible server (vLLM, Ollama, llama.cpp)")
+    parser.add_argument("--endpoint", help="base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
+    parser.add_argument("--family", choices=sorted(FAMILIES), default="qwen3_vl",
+                        help="coordinate convention of the remote model (openai backend)")
+    parser.add_argument("--device", choices=DEVICES, default="auto")
+    parser.add_argument("--quantization", choices=QUANTIZATIONS, default="auto",
+                        help="auto: 4-bit NF4 on CUDA, bfloat16 on MPS and CPU")
+
+
+def engine_from_args(args: argparse.Namespace) -> Engine:
+    """The engine the options of ``add_engine_options`` name (a local model is loaded here)."""
+    def progress(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    if args.backend == "openai":
+        if not args.endpoint:
+            raise InvalidArgumentError("--backend openai needs --endpoint URL")
+        from ..models.remote import RemoteEngine
+
+        return RemoteEngine(args.endpoint, args.model, args.family, api_key=os.environ.get(API_KEY_ENV))
+    from ..models.loading import LoadPolicy
+    from ..models.local import LocalEngine
+
+    return LocalEngine(args.model, LoadPolicy(args.device, args.quantization), on_status=progress)

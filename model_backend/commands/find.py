@@ -1,0 +1,77 @@
+"""The ``find`` command: ``python -m model_backend find RASTER "phrase" [--extent MINX MINY MAXX MAXY
+[--extent-crs AUTH:CODE]] [--resolution METRES] [--tile PX] [--overlap F] [engine options] --out
+FILE.gpkg|FILE.shp``: tiled grounding over a whole raster or an extent of it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+
+from ..core.errors import InvalidArgumentError
+from ..core.interface import Task, check_question
+from ..core.normalise import Modality
+from ..core.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, MAX_OVERLAP, MIN_TILE
+from ..geo.crs import parse_crs
+from .engine_args import add_engine_options, engine_from_args
+
+
+def add_parser(sub) -> None:
+    find = sub.add_parser("find", help="find objects over a whole raster (or an extent of it) tile by tile, "
+                                       "merge the detections of overlapping tiles and write them")
+    find.add_argument("raster", help="raster file")
+    find.add_argument("phrase", help="what to find, e.g. \"ships\"")
+    find.add_argument("--extent", nargs=4, type=float, metavar=("MINX", "MINY", "MAXX", "MAXY"),
+                      help="search only this extent (default: the whole raster)")
+    find.add_argument("--extent-crs", help="CRS of --extent (default: the raster's)")
+    find.add_argument("--resolution", type=float, metavar="METRES",
+                      help="ground size of a chip pixel in metres (default: the raster's full resolution)")
+    find.add_argument("--tile", type=int, default=DEFAULT_TILE,
+                      help=f"tile side in chip pixels, at least {MIN_TILE} (default {DEFAULT_TILE})")
+    find.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP,
+                      help=f"fraction of a tile shared with its neighbours, 0..{MAX_OVERLAP} "
+                           f"(default {DEFAULT_OVERLAP})")
+    find.add_argument("--modality", choices=[m.value for m in Modality], help="override the modality guess")
+    find.add_argument("--bands", type=int, nargs="+", metavar="N", help="1-based bands: one (grey) or three (RGB)")
+    add_engine_options(find)
+    find.add_argument("--max-new-tokens", type=int, default=512, help="generation budget per tile (default 512)")
+    find.add_argument("--out", required=True, help="output .gpkg or .shp (appended to when it exists)")
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Check everything that can be checked (phrase, output, raster, extent, tiling) before loading a
+    model, then search; progress on stderr, the summary returned for stdout."""
+    from ..geo.raster import RasterSource
+    from ..jobs.find import check_output, find_objects, plan_find_tiles
+
+    check_question(Task.GROUNDING, args.phrase, 0)
+    check_output(args.out)
+    if args.extent_crs and not args.extent:
+        raise InvalidArgumentError("--extent-crs goes with --extent")
+    extent_crs = parse_crs(args.extent_crs) if args.extent_crs else None
+    with RasterSource(args.raster) as source:
+        grid, _ = plan_find_tiles(source, args.resolution, args.extent, extent_crs, args.tile, args.overlap)
+    print(f"{len(grid)} tile(s) of {grid.out_width}x{grid.out_height} chip pixels "
+          f"({grid.window_width}x{grid.window_height} raster pixels each).", file=sys.stderr, flush=True)
+    engine = engine_from_args(args)
+    try:
+        result = find_objects(args.raster, args.phrase, engine, args.resolution, args.extent, extent_crs,
+                              args.tile, args.overlap, Modality(args.modality) if args.modality else None,
+                              args.bands, args.max_new_tokens, args.out,
+                              on_progress=lambda done, total, message: print(message, file=sys.stderr, flush=True))
+    finally:
+        engine.close()
+    files = result.report.files if result.report else []
+    print(f"Wrote {len(result.record.answers)} tile answer(s) and {len(result.detections)} detection(s) "
+          f"(merged from {result.candidates}) to {', '.join(files) or 'nothing'}.", file=sys.stderr)
+    return {
+        "phrase": args.phrase,
+        "tiles": {"total": result.tiles_total, "done": result.tiles_done, "skipped_nodata": result.tiles_skipped},
+        "candidates": result.candidates,
+        "detections": len(result.detections),
+        "labels": dict(Counter(d.label for d in result.detections)),
+        "ground_resolution_m": list(result.ground_resolution) if result.ground_resolution else None,
+        "cancelled": result.cancelled,
+        "timings": {k: round(v, 4) for k, v in result.timings.items()},
+        "files": files,
+    }

@@ -1,0 +1,38 @@
+"""Command line: ``python -m model_backend locate|ask|find ...``.
+
+Prints JSON on stdout (``ask`` and ``find`` stream the answer and progress on stderr). Any bad input
+exits with status 2 and one line on stderr. A command is one module of this package with
+``add_parser(sub)`` and ``run(args) -> dict``, listed in ``COMMANDS``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import List, Optional
+
+from ..core.errors import EXIT_USAGE, EarthGPTXError
+from . import ask, find, locate
+from .parser import Parser
+
+COMMANDS = {"locate": locate, "ask": ask, "find": find}
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="python -m model_backend", description="EarthGPT-X for QGIS: headless tools.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for command in COMMANDS.values():
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result = COMMANDS[args.command].run(args)
+    except EarthGPTXError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    json.dump(result, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0

@@ -1,0 +1,281 @@
+"""Find objects over a whole raster, or an extent of it, tile by tile (tiled grounding; headless:
+rasterio, pyproj, shapely).
+
+Each tile is read at the chosen ground resolution, asked as a grounding question, and its regions are
+mapped to the raster CRS through the tile chip's own affine (a box becomes its 4 mapped corners).
+Detections of overlapping tiles are then merged (``tiling.merge_detections``). All-nodata tiles are
+skipped without asking the model.
+
+Memory does not grow with the raster: one tile's pixels are in memory at a time, and unless
+``GDAL_CACHEMAX`` is set (environment or ``rasterio.Env``) GDAL's block cache, process-wide, is
+limited during the search to the blocks under two tile windows (at least 64 MiB) instead of its
+default 5 % of RAM, which a pass over a large raster would otherwise fill with blocks read once.
+
+Output (DESIGN §4 schema), in the raster's CRS (an existing output keeps its own): ``answers`` gets
+one feature per tile asked, its footprint the tile chip's footprint and its text the tile's answer,
+all of one run sharing a ``question_id``; ``detections`` gets the merged detections, each pointing
+(``answer_id``) at the tile answer it was parsed from, ``rank`` its order in that answer. Per-tile
+answers keep each detection's provenance, and a cancelled run still records exactly what was searched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, ContextManager, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import rasterio
+from pyproj import CRS, Geod
+from shapely.geometry.base import BaseGeometry
+
+from ..core.chip import Chip
+from ..core.encoding import box_corners
+from ..core.errors import AllNodataError, InvalidArgumentError
+from ..core.interface import Answer, AskRequest, Region, Task, check_question
+from ..core.normalise import Modality
+from ..core.prompts import VisualPrompt
+from ..core.schema import new_id, utc_now
+from ..core.tiling import (DEFAULT_OVERLAP, DEFAULT_TILE, Tile, TileGrid, area_window, merge_detections, plan_tiles,
+                           scale_for_resolution)
+from ..geo.crs import transformer
+from ..geo.geometry import prompt_geometry
+from ..geo.outputs import Feature, QuestionRecord, WriteReport, write_record
+from ..geo.raster import RasterSource
+from ..models.engine import Engine
+
+Bounds = Tuple[float, float, float, float]
+#: ``on_progress(tiles_done, tiles_total, message)``
+ProgressCallback = Callable[[int, int, str], None]
+
+
+@dataclass
+class Detection:
+    """A grounded region in the raster CRS.
+
+    geometry: the region (a box is its 4 mapped corners, DESIGN §4). quad: (4, 2) the region's
+    chip-pixel bounding box mapped corner by corner, used for merging (a point's has no area and
+    never merges). tile: index of the tile whose
+    answer it came from; rank: its order in that answer (1 = first); answer_id: that answer's id.
+    """
+
+    geometry: BaseGeometry
+    quad: np.ndarray
+    label: str
+    kind: str
+    tile: int
+    rank: int
+    answer_id: str
+
+
+@dataclass
+class FindResult:
+    """What a tiled search found.
+
+    detections: merged, in the raster CRS. candidates: detections before merging. tiles_done: tiles
+    read (asked, or skipped as all nodata); tiles_skipped: the all-nodata ones. ground_resolution:
+    metres per chip pixel along columns and rows at the area's centre (None for a CRS without an
+    ellipsoid). timings: seconds, ``read_s`` (time spent waiting for pixel reads and normalisation,
+    which run one tile ahead while the model answers), ``model_s`` (engine calls), ``nms_s``
+    (merging), ``other_s`` (planning, mapping, writing), ``total_s``.
+    """
+
+    detections: List[Detection]
+    candidates: int
+    tiles_total: int
+    tiles_done: int
+    tiles_skipped: int
+    ground_resolution: Optional[Tuple[float, float]]
+    cancelled: bool
+    record: QuestionRecord
+    report: Optional[WriteReport]
+    timings: Dict[str, float] = field(default_factory=dict)
+
+
+def plan_find_tiles(source: RasterSource, resolution: Optional[float] = None, extent: Optional[Bounds] = None,
+                    extent_crs: Optional[CRS] = None, tile: int = DEFAULT_TILE,
+                    overlap: float = DEFAULT_OVERLAP) -> Tuple[TileGrid, Optional[Tuple[float, float]]]:
+    """The tile grid over ``source``'s read view (or over ``extent``: minx, miny, maxx, maxy in
+    ``extent_crs``, default the raster's CRS) at ``resolution`` metres per chip pixel (None: full
+    resolution), and the resulting ground resolution (metres per chip pixel, columns and rows).
+
+    Metres are geodesic, measured at the area's centre, so a Mercator or geographic raster gets true
+    ground distances.
+    """
+    view_extent = None if extent is None else _extent_to_view(source, extent, extent_crs)
+    area = area_window(*source.view_size, view_extent)
+    centre = (area.col_off + area.width / 2.0, area.row_off + area.height / 2.0)
+    pixel_m = _view_pixel_metres(source, *centre)
+    if resolution is not None and pixel_m is None:
+        raise InvalidArgumentError("--resolution needs a raster CRS with a known ellipsoid to measure metres")
+    scale = scale_for_resolution(resolution, pixel_m or (1.0, 1.0))
+    grid = plan_tiles(*source.view_size, view_extent, tile, overlap, scale, source.overviews)
+    ground = None if pixel_m is None else (pixel_m[0] * grid.scale[0], pixel_m[1] * grid.scale[1])
+    return grid, ground
+
+
+def find_objects(raster: str, phrase: str, engine: Engine, resolution: Optional[float] = None,
+                 extent: Optional[Bounds] = None, extent_crs: Optional[CRS] = None, tile: int = DEFAULT_TILE,
+                 overlap: float = DEFAULT_OVERLAP, modality: Optional[Modality] = None,
+                 bands: Optional[Sequence[int]] = None, max_new_tokens: int = 512, out: Optional[str] = None,
+                 on_progress: ProgressCallback = lambda done, total, message: None,
+                 cancel: Optional[threading.Event] = None) -> FindResult:
+    """Find ``phrase`` over ``raster`` (whole, or ``extent`` in ``extent_crs``) tile by tile with
+    ``engine``, merge the detections of overlapping tiles, and append them to ``out`` when given.
+
+    ``tile``: chip side in chip pixels; ``overlap``: fraction of a tile shared with its neighbours;
+    ``resolution``: metres per chip pixel (never finer than the raster's). Setting ``cancel`` stops
+    after the tile in flight (whose answer is dropped); what was done is kept and written.
+    """
+    t_start = time.perf_counter()
+    check_question(Task.GROUNDING, phrase, 0)
+    if out is not None:
+        check_output(out)
+    read_s = model_s = 0.0
+    candidates: List[Detection] = []
+    cancelled = False
+    skipped = done = 0
+    with contextlib.ExitStack() as stack, RasterSource(raster) as source:
+        grid, ground = plan_find_tiles(source, resolution, extent, extent_crs, tile, overlap)
+        stack.enter_context(_block_cache(raster, grid))
+        record = QuestionRecord(crs=source.crs)
+        question_id = new_id()
+        total = len(grid)
+        for t, chip, waited in _read_ahead(source, grid, modality, bands):
+            if cancel is not None and cancel.is_set():
+                cancelled = True
+                break
+            read_s += waited
+            if chip is None:
+                skipped, done = skipped + 1, done + 1
+                on_progress(done, total, f"tile {t.index + 1} of {total}: no data, skipped")
+                continue
+            t1 = time.perf_counter()
+            request = AskRequest(chip.image, phrase, task=Task.GROUNDING, modality=chip.modality,
+                                 max_new_tokens=max_new_tokens)
+            answer = engine.ask(request, cancel=cancel)
+            model_s += time.perf_counter() - t1
+            if answer.meta.finish_reason == "cancelled":
+                cancelled = True
+                break
+            answer_id = new_id()
+            record.answers.append(_answer_feature(raster, chip, phrase, answer, question_id, answer_id))
+            candidates += [_detection(chip, region, t.index, rank, answer_id)
+                           for rank, region in enumerate(answer.regions, start=1)]
+            done += 1
+            on_progress(done, total, f"tile {t.index + 1} of {total}: {len(answer.regions)} region(s)")
+    t_nms = time.perf_counter()
+    keep = merge_detections(np.array([d.quad for d in candidates]).reshape(-1, 4, 2),
+                            [d.label for d in candidates])
+    detections = [d for d, k in zip(candidates, keep) if k]
+    nms_s = time.perf_counter() - t_nms
+    record.detections = [Feature(d.geometry, {"answer_id": d.answer_id, "label": d.label, "rank": d.rank,
+                                              "kind": d.kind}) for d in detections]
+    report = write_record(out, record) if out is not None and record.answers else None
+    total_s = time.perf_counter() - t_start
+    timings = {"read_s": read_s, "model_s": model_s, "nms_s": nms_s,
+               "other_s": total_s - read_s - model_s - nms_s, "total_s": total_s}
+    return FindResult(detections, len(candidates), total, done, skipped, ground, cancelled, record, report, timings)
+
+
+def _read_ahead(source: RasterSource, grid: TileGrid, modality: Optional[Modality],
+                bands: Optional[Sequence[int]]) -> Iterator[Tuple[Tile, Optional[Chip], float]]:
+    """``(tile, chip, seconds waited for it)`` for each tile, ``chip`` None for an all-nodata tile. The
+    next tile is read in a background thread while the caller asks the model about the current one:
+    at most two chips in memory, and only one thread uses the raster at a time."""
+
+    def read(t: Tile) -> Optional[Chip]:
+        try:
+            return source.read_chip(t.plan, modality, bands)
+        except AllNodataError:
+            return None
+
+    tiles = iter(grid)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        current = next(tiles, None)
+        pending = pool.submit(read, current) if current is not None else None
+        while current is not None:
+            t0 = time.perf_counter()
+            chip = pending.result()
+            waited = time.perf_counter() - t0
+            following = next(tiles, None)
+            pending = pool.submit(read, following) if following is not None else None
+            yield current, chip, waited
+            current = following
+
+
+def check_output(out: str) -> None:
+    """Refuse an output that ``write_record`` would refuse, before any tile is read."""
+    if not out.lower().endswith((".gpkg", ".shp")):
+        raise InvalidArgumentError(f"the output must end in .gpkg or .shp, got {out!r}")
+    folder = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(folder):
+        raise InvalidArgumentError(f"the output folder {folder} does not exist")
+
+
+def _block_cache(raster: str, grid: TileGrid) -> ContextManager:
+    """A ``rasterio.Env`` holding GDAL's block cache to twice the blocks under one tile window (all
+    bands, at the overview level read; whole strips for a striped file), at least 64 MiB; nothing
+    when ``GDAL_CACHEMAX`` is set."""
+    if "GDAL_CACHEMAX" in os.environ or (rasterio.env.hasenv() and "GDAL_CACHEMAX" in rasterio.env.getenv()):
+        return contextlib.nullcontext()
+    with rasterio.open(raster) as ds:
+        block_h, block_w = ds.block_shapes[0]
+        level_w, level_h = math.ceil(ds.width / grid.source_overview), math.ceil(ds.height / grid.source_overview)
+        sample_bytes = ds.count * np.dtype("complex64" if ds.dtypes[0] == "complex_int16" else ds.dtypes[0]).itemsize
+
+    def cover(window: int, level: int, block: int) -> int:
+        return min((math.ceil(window / grid.source_overview / block) + 1) * block, math.ceil(level / block) * block)
+
+    needed = 2 * cover(grid.window_width, level_w, block_w) * cover(grid.window_height, level_h, block_h) * sample_bytes
+    return rasterio.Env(GDAL_CACHEMAX=max(64, math.ceil(needed / 2 ** 20)))
+
+
+def _extent_to_view(source: RasterSource, extent: Bounds, extent_crs: Optional[CRS]) -> Bounds:
+    """Bounds in view pixels of ``extent`` (minx, miny, maxx, maxy in ``extent_crs``), its edges
+    densified (21 points each) so that a curved reprojection is bounded."""
+    to_raster = transformer(extent_crs or source.crs, source.crs)
+    minx, miny, maxx, maxy = (float(v) for v in extent)
+    if not (maxx > minx and maxy > miny):
+        raise InvalidArgumentError(f"the extent must have minx < maxx and miny < maxy, got {tuple(extent)}")
+    t = np.linspace(0.0, 1.0, 21)
+    xs = np.concatenate([minx + (maxx - minx) * t, np.full_like(t, maxx), maxx - (maxx - minx) * t,
+                         np.full_like(t, minx)])
+    ys = np.concatenate([np.full_like(t, miny), miny + (maxy - miny) * t, np.full_like(t, maxy),
+                         maxy - (maxy - miny) * t])
+    cols, rows = source.crs_to_view(*to_raster(xs, ys))
+    return float(cols.min()), float(rows.min()), float(cols.max()), float(rows.max())
+
+
+def _view_pixel_metres(source: RasterSource, col: float, row: float) -> Optional[Tuple[float, float]]:
+    """Geodesic length in metres of one view pixel along columns and along rows at view pixel
+    (``col``, ``row``); None when the CRS has no ellipsoid."""
+    geodetic, geod = source.crs.geodetic_crs, source.crs.get_geod()
+    if geodetic is None or not isinstance(geod, Geod):
+        return None
+    xs, ys = source.view_affine.apply([col, col + 1.0, col], [row, row, row + 1.0])
+    lon, lat = transformer(source.crs, geodetic)(xs, ys)
+    _, _, dist = geod.inv(lon[[0, 0]], lat[[0, 0]], lon[[1, 2]], lat[[1, 2]])
+    return float(dist[0]), float(dist[1])
+
+
+def _detection(chip: Chip, region: Region, tile: int, rank: int, answer_id: str) -> Detection:
+    shape = region.shape
+    return Detection(geometry=prompt_geometry(shape, chip.affine.apply), quad=chip.to_crs(box_corners(*shape.bounds())),
+                     label=region.label, kind=shape.kind.value, tile=tile, rank=rank, answer_id=answer_id)
+
+
+def _answer_feature(raster: str, chip: Chip, phrase: str, answer: Answer, question_id: str,
+                    answer_id: str) -> Feature:
+    meta = answer.meta
+    footprint = prompt_geometry(VisualPrompt.box(0, 0, chip.width, chip.height), chip.affine.apply)
+    return Feature(footprint, {
+        "answer_id": answer_id, "question_id": question_id, "question": phrase, "answer": answer.text,
+        "task": Task.GROUNDING.value, "modality": chip.modality.value, "model": meta.model_id,
+        "backend": meta.backend, "quantization": meta.quantization, "raster_source": raster,
+        "chip_resolution": float(chip.resolution[0]), "finish_reason": meta.finish_reason, "created": utc_now()})

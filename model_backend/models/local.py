@@ -1,0 +1,172 @@
+"""The local engine: a transformers VLM (Qwen3-VL, Qwen2.5-VL) answering chip questions, streamed.
+
+Visual prompts go in twice (EarthGPT-X's dual prompting): drawn as numbered marks on the chip and
+written as coordinates in the family's convention (``model_backend.models.prompting``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Dict, Optional
+
+import numpy as np
+import torch
+from transformers import StoppingCriteria
+from transformers.generation.streamers import BaseStreamer
+
+from ..core.encoding import Convention, CoordinateFrame
+from ..core.errors import InsufficientMemoryError
+from ..core.interface import Answer, AnswerMeta, AskRequest
+from .engine import Engine, TextCallback, finish_answer
+from .loading import LoadPlan, LoadPolicy, StatusCallback, load_model, plan_load, resolve_source
+from .prompting import build_prompt
+
+
+class LocalEngine(Engine):
+    """One model kept in memory. ``model``: a local folder or a Hugging Face hub id."""
+
+    def __init__(self, model: str, policy: LoadPolicy = LoadPolicy(), on_status: StatusCallback = lambda m: None):
+        source = resolve_source(model, on_status)
+        self.plan: LoadPlan = plan_load(source, policy, model_id=model)
+        on_status(self.plan.announcement)
+        started = time.perf_counter()
+        self.model, self.processor = load_model(self.plan)
+        self.load_seconds = time.perf_counter() - started
+        self.family = self.plan.family
+        self._tokenizer = self.processor.tokenizer
+
+    def describe(self) -> Dict[str, object]:
+        return {"model_id": self.plan.model_id, "backend": "local", "family": self.family.name,
+                "device": self.plan.device, "quantization": self.plan.quantization,
+                "memory_estimate_gib": round(self.plan.needed_bytes / 1024 ** 3, 2),
+                "load_seconds": round(self.load_seconds, 2)}
+
+    def frame_for(self, width: int, height: int) -> CoordinateFrame:
+        """The coordinate frame of a ``width`` x ``height`` chip as this model will see it."""
+        if self.family.convention is Convention.RESIZED_PIXELS:
+            rw, rh = self._resized_size(width, height)
+            return CoordinateFrame(Convention.RESIZED_PIXELS, width, height, rw, rh)
+        return CoordinateFrame(self.family.convention, width, height)
+
+    def _resized_size(self, width: int, height: int):
+        """The processor's resize of a chip (Qwen2.5-VL: multiples of patch x merge within its pixel range)."""
+        from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+
+        ip = self.processor.image_processor
+        factor = ip.patch_size * ip.merge_size
+        rh, rw = smart_resize(height, width, factor=factor, min_pixels=ip.size["shortest_edge"],
+                              max_pixels=ip.size["longest_edge"])
+        return rw, rh
+
+    def encode(self, request: AskRequest):
+        """(model inputs on the device, frame): the processor's tensors for ``request``."""
+        from PIL import Image
+
+        frame = self.frame_for(request.image.shape[1], request.image.shape[0])
+        prompt = build_prompt(request, self.family, frame)
+        text = self.processor.apply_chat_template(prompt.messages, add_generation_prompt=True, tokenize=False)
+        if self.family.name == "earthgptx":  # the native model also reads the prompts as a mask
+            inputs = self.processor(text=[text], images=[prompt.image], prompts=[request.prompts],
+                                    return_tensors="pt")
+        else:
+            inputs = self.processor(text=[text], images=[Image.fromarray(prompt.image)], return_tensors="pt")
+        if frame.convention is Convention.RESIZED_PIXELS:
+            _, gh, gw = (int(v) for v in inputs["image_grid_thw"][0])
+            patch = self.processor.image_processor.patch_size
+            if (gw * patch, gh * patch) != (frame.resized_width, frame.resized_height):
+                raise RuntimeError(f"processor resized the chip to {gw * patch}x{gh * patch}, "
+                                   f"expected {frame.resized_width}x{frame.resized_height}")
+        return inputs.to(self.model.device), frame
+
+    def ask(self, request: AskRequest, on_text: Optional[TextCallback] = None,
+            cancel: Optional[threading.Event] = None) -> Answer:
+        cancel = cancel or threading.Event()
+        t0 = time.perf_counter()
+        inputs, frame = self.encode(request)
+        prompt_tokens = int(inputs["input_ids"].shape[1])
+        streamer = _Streamer(self._tokenizer, on_text)
+        t1 = time.perf_counter()
+        try:
+            with torch.inference_mode():
+                output = self.model.generate(
+                    **inputs, max_new_tokens=request.max_new_tokens, do_sample=False, streamer=streamer,
+                    stopping_criteria=[_Cancelled(cancel)])
+        except torch.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            raise InsufficientMemoryError("the GPU ran out of memory while answering: lower the chip pixel "
+                                          "budget or the maximum new tokens, or close other GPU programs") from None
+        t2 = time.perf_counter()
+        generated = output[0, prompt_tokens:]
+        eos = set(_as_list(self.model.generation_config.eos_token_id))
+        if cancel.is_set():
+            finish = "cancelled"
+        elif len(generated) >= request.max_new_tokens and int(generated[-1]) not in eos:
+            finish = "length"
+        else:
+            finish = "stop"
+        text = self._tokenizer.decode(generated, skip_special_tokens=True)
+        meta = AnswerMeta(model_id=self.plan.model_id, backend="local", quantization=self.plan.quantization,
+                          device=self.plan.device, prompt_tokens=prompt_tokens, generated_tokens=int(len(generated)),
+                          finish_reason=finish,
+                          timings={"encode": t1 - t0, "first_token": (streamer.first_at or t2) - t1,
+                                   "generate": t2 - t1, "total": time.perf_counter() - t0})
+        return finish_answer(text, self.family, frame, meta)
+
+    def close(self) -> None:
+        import gc
+
+        del self.model
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def _as_list(value):
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+class _Streamer(BaseStreamer):
+    """A transformers streamer: decodes generated tokens as they come and
+    hands the new text to ``on_text``; holds back a trailing incomplete UTF-8 character."""
+
+    def __init__(self, tokenizer, on_text: Optional[TextCallback]):
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.on_text = on_text
+        self.ids = []
+        self.sent = 0
+        self.prompt_seen = False
+        self.first_at: Optional[float] = None
+
+    def put(self, value) -> None:
+        if not self.prompt_seen:  # generate first passes the prompt
+            self.prompt_seen = True
+            return
+        if self.first_at is None:
+            self.first_at = time.perf_counter()
+        self.ids.extend(np.asarray(value.cpu()).reshape(-1).tolist())
+        if self.on_text is not None:
+            text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+            if not text.endswith("\ufffd") and len(text) > self.sent:
+                self.on_text(text[self.sent:])
+                self.sent = len(text)
+
+    def end(self) -> None:
+        if self.on_text is not None:
+            text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+            if len(text) > self.sent:
+                self.on_text(text[self.sent:])
+                self.sent = len(text)
+
+
+class _Cancelled(StoppingCriteria):
+    """A stopping criterion that ends generation once ``event`` is set."""
+
+    def __init__(self, event: threading.Event):
+        self.event = event
+
+    def __call__(self, input_ids, scores, **kwargs):
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)

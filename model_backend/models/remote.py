@@ -1,0 +1,573 @@
+"""An engine that asks an OpenAI-compatible chat completions server (vLLM, Ollama's ``/v1``, llama.cpp).
+
+Standard library HTTP (``http.client``) plus Pillow for the image; no ``requests``, no ``openai``.
+
+Endpoint rule: ``endpoint`` is the server's base URL. A trailing ``/chat/completions`` is removed, and a
+URL with no path at all gets ``/v1``; any other path is kept as the base. So ``http://h:8000``,
+``http://h:8000/v1`` and ``http://h:8000/v1/chat/completions`` all post to
+``http://h:8000/v1/chat/completions``, while ``https://h/openai/v1`` posts to
+``https://h/openai/v1/chat/completions``. ``user:password@`` in the URL becomes HTTP basic auth
+(unless ``api_key`` is given); credentials and the query string never appear in ``describe()``,
+answers or error messages.
+
+Coordinates: the marked chip is sent as a PNG data URL. For ``rel_1000`` and ``square_unit`` families
+the prompt coordinates do not depend on the image size, so a chip larger than ``max_image_pixels`` is
+scaled down (aspect kept) before sending. For ``resized_pixels`` (Qwen2.5-VL) the chip is resized here
+to multiples of the family's resize factor (28) within ``max_image_pixels`` so that the server's own
+resize is the identity and the pixel coordinates written in the prompt are those the model sees;
+``max_image_pixels`` must then not exceed the server's ``max_pixels``.
+
+Timeouts: ``timeout`` bounds connecting and every wait on the server (the first token included), not
+the whole answer. Retries: only when the connection fails before any response byte arrives (refused,
+reset, closed without an answer), ``retries`` times with a short doubling backoff; never after an HTTP
+status was received or once streaming has started.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import io
+import json
+import math
+import socket
+import ssl
+import threading
+import time
+import urllib.parse
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+from PIL import Image
+
+from ..core.encoding import Convention, CoordinateFrame
+from ..core.errors import EarthGPTXError, InvalidArgumentError
+from ..core.families import family as lookup_family
+from ..core.interface import Answer, AnswerMeta, AskRequest
+from .engine import Engine, TextCallback, finish_answer
+from .prompting import build_prompt
+
+BACKEND = "openai"
+_ERROR_TEXT_CHARS = 300
+_MAX_ERROR_BODY = 64 * 1024
+_MAX_JSON_BODY = 32 * 1024 * 1024
+_MAX_LINE = 8 * 1024 * 1024
+_WATCH_INTERVAL = 0.05
+
+
+class RemoteEngineError(EarthGPTXError):
+    """The server could not be reached, refused the request, timed out or broke off the answer."""
+
+
+def chat_completions_url(endpoint: str) -> Tuple[str, str, int, str, str, str]:
+    """``(scheme, host, port, request_path, base_url, userinfo)`` of ``endpoint`` under the module's rule.
+
+    ``request_path`` ends with ``/chat/completions`` (plus the query, if any); ``base_url`` is the
+    base without credentials or query (for display); ``userinfo`` is ``user:password`` or ``""``.
+    """
+    if not isinstance(endpoint, str) or not endpoint.strip():
+        raise InvalidArgumentError("the server endpoint is empty; give a URL like http://127.0.0.1:8000/v1")
+    parts = urllib.parse.urlsplit(endpoint.strip())
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise InvalidArgumentError(f"the server endpoint must be an http:// or https:// URL, got {_safe(endpoint)!r}")
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise InvalidArgumentError(f"the server endpoint has an invalid port: {_safe(endpoint)!r}") from None
+    if not host:
+        raise InvalidArgumentError(f"the server endpoint has no host: {_safe(endpoint)!r}")
+    port = port or (443 if scheme == "https" else 80)
+    path = parts.path.rstrip("/")
+    if path.endswith("/chat/completions"):
+        path = path[: -len("/chat/completions")].rstrip("/")
+    if not path and not parts.path.rstrip("/").endswith("/chat/completions"):
+        path = "/v1"
+    request_path = path + "/chat/completions" + ("?" + parts.query if parts.query else "")
+    shown_host = f"[{host}]" if ":" in host else host
+    explicit_port = f":{parts.port}" if parts.port else ""
+    base_url = f"{scheme}://{shown_host}{explicit_port}{path}"
+    userinfo = ""
+    if parts.username is not None:
+        userinfo = urllib.parse.unquote(parts.username) + ":" + urllib.parse.unquote(parts.password or "")
+    return scheme, host, port, request_path, base_url, userinfo
+
+
+def _safe(endpoint: str) -> str:
+    """``endpoint`` without ``user:password@`` and query (for error messages)."""
+    try:
+        p = urllib.parse.urlsplit(endpoint.strip())
+        netloc = p.netloc.rsplit("@", 1)[-1]
+        return urllib.parse.urlunsplit((p.scheme, netloc, p.path, "", ""))
+    except ValueError:
+        return "<unparseable URL>"
+
+
+def fit_to_factor(width: int, height: int, factor: int, max_pixels: int,
+                  min_pixels: Optional[int] = None) -> Tuple[int, int]:
+    """``(w, h)``, multiples of ``factor`` nearest to ``width`` x ``height`` with ``min_pixels`` <=
+    w * h <= ``max_pixels`` (the rule of the Qwen-VL image processors' ``smart_resize``)."""
+    if min_pixels is None:
+        min_pixels = 4 * factor * factor
+    h = max(factor, round(height / factor) * factor)
+    w = max(factor, round(width / factor) * factor)
+    if w * h > max_pixels:
+        beta = math.sqrt(height * width / max_pixels)
+        h = max(factor, math.floor(height / beta / factor) * factor)
+        w = max(factor, math.floor(width / beta / factor) * factor)
+    elif w * h < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h = math.ceil(height * beta / factor) * factor
+        w = math.ceil(width * beta / factor) * factor
+    return int(w), int(h)
+
+
+def _fit_within(width: int, height: int, max_pixels: int) -> Tuple[int, int]:
+    """``(w, h)`` scaled down (aspect kept) so that w * h <= ``max_pixels``; unchanged when it fits."""
+    if width * height <= max_pixels:
+        return width, height
+    scale = math.sqrt(max_pixels / (width * height))
+    w, h = max(1, math.floor(width * scale)), max(1, math.floor(height * scale))
+    return w, h
+
+
+def _png_data_url(image: np.ndarray, size: Tuple[int, int]) -> str:
+    pil = Image.fromarray(np.ascontiguousarray(image))
+    if pil.size != size:
+        pil = pil.resize(size, Image.Resampling.BICUBIC)
+    buf = io.BytesIO()
+    pil.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _openai_messages(messages: List[dict], image_url: str) -> List[dict]:
+    """Chat-template messages (image as ``{"type": "image"}``) -> OpenAI chat completions messages."""
+    out = []
+    for m in messages:
+        content = []
+        for item in m["content"]:
+            if item.get("type") == "image":
+                content.append({"type": "image_url", "image_url": {"url": image_url}})
+            elif item.get("type") == "text":
+                content.append({"type": "text", "text": item["text"]})
+            else:
+                content.append(dict(item))
+        out.append({"role": m["role"], "content": content})
+    return out
+
+
+def _error_text(raw: bytes) -> str:
+    """The server's error message from an error body (OpenAI, FastAPI or plain text), one line,
+    at most ~300 characters."""
+    text = raw.decode("utf-8", "replace").strip()
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        obj = None
+    if isinstance(obj, dict):
+        err = obj.get("error", obj.get("detail", obj.get("message")))
+        if isinstance(err, dict):
+            err = err.get("message") or json.dumps(err)
+        elif isinstance(err, list):
+            err = json.dumps(err)
+        if err:
+            text = str(err)
+    text = " ".join(text.split()) or "(no error text)"
+    if len(text) > _ERROR_TEXT_CHARS:
+        text = text[:_ERROR_TEXT_CHARS] + "..."
+    return text
+
+
+class _Call:
+    """One ``ask`` in flight: its current connection, so that a cancel or ``close`` can break it off."""
+
+    def __init__(self) -> None:
+        self.conn: Optional[http.client.HTTPConnection] = None
+        self.done = threading.Event()
+        self.closed = False
+
+    def abort(self) -> None:
+        # shutdown (not close) from another thread: wakes a blocked recv without racing on the descriptor
+        sock = getattr(self.conn, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class _Stream:
+    """What came back: text pieces, finish reason, token usage, time of the first piece."""
+
+    def __init__(self) -> None:
+        self.pieces: List[str] = []
+        self.finish: Optional[str] = None
+        self.prompt_tokens: Optional[int] = None
+        self.completion_tokens: Optional[int] = None
+        self.first_piece: Optional[float] = None
+        self.saw_data = False
+        self.cancelled = False
+
+
+class RemoteEngine(Engine):
+    """A client of an OpenAI-compatible ``/v1/chat/completions`` server (see the module docstring).
+
+    ``family`` names how the served model reads and writes coordinates (``qwen3_vl``, ``qwen2_5_vl``,
+    ``earthgptx``). The engine holds no connection between calls; calls from several threads at once
+    are fine. ``retry_backoff`` (seconds, doubled per retry, at most 2 s) may be changed after creation.
+    """
+
+    retry_backoff: float = 0.25
+
+    def __init__(self, endpoint: str, model: str, family: str = "qwen3_vl", api_key: Optional[str] = None,
+                 timeout: float = 120.0, retries: int = 2, max_image_pixels: int = 1024 * 1024) -> None:
+        (self._scheme, self._host, self._port, self._path,
+         self.endpoint, userinfo) = chat_completions_url(endpoint)
+        if not isinstance(model, str) or not model.strip():
+            raise InvalidArgumentError("the model name is empty; give the name the server serves the model under")
+        self.model = model.strip()
+        self.family = lookup_family(family)
+        if not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout <= 0:
+            raise InvalidArgumentError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 10:
+            raise InvalidArgumentError(f"retries must be 0..10, got {retries!r}")
+        min_pixels = 4 * self.family.resize_factor ** 2
+        if not isinstance(max_image_pixels, int) or max_image_pixels < max(min_pixels, 3136):
+            raise InvalidArgumentError(f"max_image_pixels must be an integer of at least {max(min_pixels, 3136)}, "
+                                       f"got {max_image_pixels!r}")
+        self.timeout = float(timeout)
+        self.retries = retries
+        self.max_image_pixels = max_image_pixels
+        self._auth: Optional[str] = None
+        if api_key:
+            self._auth = "Bearer " + api_key
+        elif userinfo:
+            self._auth = "Basic " + base64.b64encode(userinfo.encode("utf-8")).decode("ascii")
+        self._host_label = (f"[{self._host}]" if ":" in self._host else self._host) + f":{self._port}"
+        self._calls: set = set()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"RemoteEngine({self.endpoint!r}, model={self.model!r}, family={self.family.name!r})"
+
+    @property
+    def url(self) -> str:
+        """The chat completions URL posted to (without credentials or query)."""
+        return self.endpoint + "/chat/completions"
+
+    # -- Engine API ------------------------------------------------------------------------------
+    def describe(self) -> Dict[str, object]:
+        return {"model_id": self.model, "backend": BACKEND, "endpoint": self.endpoint,
+                "family": self.family.name, "device": "remote", "quantization": "remote"}
+
+    def close(self) -> None:
+        """Break off calls in flight (they raise ``RemoteEngineError``); later calls raise too."""
+        with self._lock:
+            self._closed = True
+            calls = list(self._calls)
+        for call in calls:
+            call.closed = True
+            call.abort()
+
+    def ask(self, request: AskRequest, on_text: Optional[TextCallback] = None,
+            cancel: Optional[threading.Event] = None) -> Answer:
+        t0 = time.perf_counter()
+        if self._closed:
+            raise RemoteEngineError("the remote engine is closed")
+        frame, size = self._frame(request)
+        prompt = build_prompt(request, self.family, frame)
+        image_url = _png_data_url(prompt.image, size)
+        body = json.dumps({
+            "model": self.model,
+            "messages": _openai_messages(prompt.messages, image_url),
+            "max_tokens": request.max_new_tokens,
+            "temperature": 0,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }, ensure_ascii=False).encode("utf-8")
+        t_encoded = time.perf_counter()
+
+        call = _Call()
+        with self._lock:
+            if self._closed:
+                raise RemoteEngineError("the remote engine is closed")
+            self._calls.add(call)
+        watcher = None
+        if cancel is not None:
+            watcher = threading.Thread(target=self._watch, args=(call, cancel), daemon=True,
+                                       name="remote-engine-cancel")
+            watcher.start()
+        stream = _Stream()
+        try:
+            self._exchange(body, call, cancel, stream, on_text)
+        finally:
+            call.done.set()
+            if call.conn is not None:
+                call.conn.close()
+            with self._lock:
+                self._calls.discard(call)
+        t_end = time.perf_counter()
+
+        if stream.cancelled:
+            finish = "cancelled"
+        else:
+            finish = "length" if stream.finish == "length" else "stop"
+        meta = AnswerMeta(
+            model_id=self.model, backend=BACKEND, quantization="remote", device=self._host_label,
+            prompt_tokens=int(stream.prompt_tokens or 0),
+            generated_tokens=int(stream.completion_tokens if stream.completion_tokens is not None
+                                 else len(stream.pieces)),
+            timings={"encode": t_encoded - t0,
+                     "first_token": (stream.first_piece if stream.first_piece is not None else t_end) - t_encoded,
+                     "generate": t_end - t_encoded},
+            finish_reason=finish)
+        answer = finish_answer("".join(stream.pieces), self.family, frame, meta)
+        answer.meta.timings["total"] = time.perf_counter() - t0
+        return answer
+
+    # -- internals -------------------------------------------------------------------------------
+    def _frame(self, request: AskRequest) -> Tuple[CoordinateFrame, Tuple[int, int]]:
+        """The coordinate frame of the chip and the (w, h) of the image to send."""
+        h, w = request.image.shape[:2]
+        conv = self.family.convention
+        if conv is Convention.RESIZED_PIXELS:
+            rw, rh = fit_to_factor(w, h, self.family.resize_factor, self.max_image_pixels)
+            return CoordinateFrame(conv, w, h, rw, rh), (rw, rh)
+        return CoordinateFrame(conv, w, h), _fit_within(w, h, self.max_image_pixels)
+
+    @staticmethod
+    def _watch(call: _Call, cancel: threading.Event) -> None:
+        while not call.done.is_set():
+            if cancel.wait(_WATCH_INTERVAL):
+                call.abort()          # again every interval: a connection opened meanwhile is broken too
+                call.done.wait(_WATCH_INTERVAL)
+
+    def _new_connection(self) -> http.client.HTTPConnection:
+        if self._scheme == "https":
+            return http.client.HTTPSConnection(self._host, self._port, timeout=self.timeout,
+                                               context=ssl.create_default_context())
+        return http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
+
+    def _headers(self) -> Dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": "text/event-stream",
+                   "Connection": "close", "User-Agent": "EarthGPT-X-QGIS"}
+        if self._auth:
+            headers["Authorization"] = self._auth
+        return headers
+
+    def _stopped(self, call: _Call, cancel: Optional[threading.Event], stream: _Stream) -> bool:
+        """True (and ``stream`` marked cancelled) when the caller cancelled; raises when closed."""
+        if call.closed:
+            raise RemoteEngineError("the remote engine was closed while answering")
+        if cancel is not None and cancel.is_set():
+            stream.cancelled = True
+            return True
+        return False
+
+    def _exchange(self, body: bytes, call: _Call, cancel: Optional[threading.Event], stream: _Stream,
+                  on_text: Optional[TextCallback]) -> None:
+        resp = self._post(body, call, cancel, stream)
+        if resp is None:
+            return
+        if resp.status != 200:
+            self._raise_http_error(resp)
+        ctype = (resp.getheader("Content-Type") or "").lower()
+        if "json" in ctype and "event-stream" not in ctype:
+            self._read_json(resp, call, cancel, stream, on_text)
+        else:
+            self._read_sse(resp, call, cancel, stream, on_text)
+        if not stream.saw_data and not stream.cancelled:
+            raise RemoteEngineError(
+                f"the server at {self._host_label} did not answer with a chat completion stream "
+                f"(content type {ctype or 'none'!r}); is {self.url} an OpenAI-compatible endpoint?")
+
+    def _post(self, body: bytes, call: _Call, cancel: Optional[threading.Event],
+              stream: _Stream) -> Optional[http.client.HTTPResponse]:
+        """Send the request and return the response (status line and headers read); None if cancelled."""
+        attempt = 0
+        while True:
+            if self._stopped(call, cancel, stream):
+                return None
+            conn = self._new_connection()
+            call.conn = conn
+            phase = "connect"
+            try:
+                conn.connect()
+                phase = "answer"
+                conn.request("POST", self._path, body=body, headers=self._headers())
+                return conn.getresponse()
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                call.conn = None
+                if self._stopped(call, cancel, stream):
+                    return None
+                if isinstance(exc, TimeoutError):
+                    if phase == "connect":
+                        raise RemoteEngineError(f"could not connect to {self._host_label} within "
+                                                f"{self.timeout:g} s (timeout)") from None
+                    raise RemoteEngineError(f"no answer from {self._host_label} within {self.timeout:g} s "
+                                            f"(timeout); the server may be busy or still loading the model") from None
+                if isinstance(exc, ConnectionError):
+                    if attempt < self.retries:
+                        attempt += 1
+                        delay = min(2.0, self.retry_backoff * 2 ** (attempt - 1))
+                        if cancel is not None:
+                            cancel.wait(delay)
+                        else:
+                            time.sleep(delay)
+                        continue
+                    what = ("refused the connection" if isinstance(exc, ConnectionRefusedError)
+                            else f"dropped the connection ({type(exc).__name__})")
+                    raise RemoteEngineError(f"the server at {self._host_label} {what}; tried {attempt + 1} "
+                                            f"time(s). Is the server running at {self.endpoint}?") from None
+                if isinstance(exc, socket.gaierror):
+                    raise RemoteEngineError(f"cannot resolve the server host {self._host!r}: {exc}") from None
+                if isinstance(exc, ssl.SSLError):
+                    raise RemoteEngineError(f"TLS error talking to {self._host_label}: {exc}") from None
+                if isinstance(exc, http.client.HTTPException):
+                    raise RemoteEngineError(f"the server at {self._host_label} did not answer valid HTTP: "
+                                            f"{type(exc).__name__}") from None
+                raise RemoteEngineError(f"cannot reach the server at {self._host_label}: {exc}") from None
+
+    def _raise_http_error(self, resp: http.client.HTTPResponse) -> None:
+        try:
+            raw = resp.read(_MAX_ERROR_BODY)
+        except (OSError, http.client.HTTPException):
+            raw = b""
+        text = _error_text(raw)
+        status = resp.status
+        if status in (401, 403):
+            if self._auth:
+                msg = (f"the server at {self._host_label} refused the API token (HTTP {status}); "
+                       f"check the API key: {text}")
+            else:
+                msg = (f"the server at {self._host_label} needs an API token (HTTP {status}); "
+                       f"set the API key: {text}")
+        elif status == 404:
+            msg = (f"the server at {self._host_label} has no {self.url} or does not serve a model named "
+                   f"{self.model!r} (HTTP 404); check the endpoint URL and the model name: {text}")
+        else:
+            msg = f"the server at {self._host_label} answered HTTP {status} {resp.reason}: {text}"
+            location = resp.getheader("Location")
+            if 300 <= status < 400 and location:
+                msg += f" (redirected to {_safe(location)}; use that URL)"
+        raise RemoteEngineError(msg)
+
+    def _deliver(self, piece: str, stream: _Stream, on_text: Optional[TextCallback]) -> None:
+        if stream.first_piece is None:
+            stream.first_piece = time.perf_counter()
+        stream.pieces.append(piece)
+        if on_text is not None:
+            on_text(piece)
+
+    def _read_json(self, resp, call, cancel, stream, on_text) -> None:
+        """A server that ignored ``stream: true`` and sent one chat completion object."""
+        try:
+            raw = resp.read(_MAX_JSON_BODY)
+        except TimeoutError:
+            if self._stopped(call, cancel, stream):
+                return
+            raise RemoteEngineError(f"no answer from {self._host_label} within {self.timeout:g} s (timeout)") from None
+        except (OSError, http.client.HTTPException):
+            if self._stopped(call, cancel, stream):
+                return
+            raise RemoteEngineError(f"the connection to {self._host_label} broke off during the answer") from None
+        try:
+            obj = json.loads(raw)
+        except ValueError:
+            raise RemoteEngineError(f"the server at {self._host_label} sent invalid JSON: "
+                                    f"{_error_text(raw)}") from None
+        if not isinstance(obj, dict):
+            return
+        if "error" in obj:
+            raise RemoteEngineError(f"the server at {self._host_label} reported an error: {_error_text(raw)}")
+        self._usage(obj, stream)
+        choices = obj.get("choices") or []
+        if choices and isinstance(choices[0], dict):
+            stream.saw_data = True
+            message = choices[0].get("message") or {}
+            content = message.get("content") if isinstance(message, dict) else None
+            if isinstance(content, str) and content:
+                self._deliver(content, stream, on_text)
+            if choices[0].get("finish_reason"):
+                stream.finish = str(choices[0]["finish_reason"])
+
+    @staticmethod
+    def _usage(obj: dict, stream: _Stream) -> None:
+        usage = obj.get("usage")
+        if isinstance(usage, dict):
+            p, c = usage.get("prompt_tokens"), usage.get("completion_tokens")
+            if isinstance(p, int) and not isinstance(p, bool):
+                stream.prompt_tokens = p
+            if isinstance(c, int) and not isinstance(c, bool):
+                stream.completion_tokens = c
+
+    def _read_sse(self, resp, call, cancel, stream, on_text) -> None:
+        """Read ``data: {...}`` events until ``data: [DONE]``, the end of the body, or a cancel."""
+        buf = b""
+        while True:
+            if self._stopped(call, cancel, stream):
+                return
+            try:
+                chunk = resp.read1(65536)
+            except TimeoutError:
+                if self._stopped(call, cancel, stream):
+                    return
+                raise RemoteEngineError(f"the server at {self._host_label} stopped sending for more than "
+                                        f"{self.timeout:g} s (timeout) after {len(stream.pieces)} piece(s)") from None
+            except (OSError, ValueError, http.client.HTTPException):
+                if self._stopped(call, cancel, stream):
+                    return
+                raise RemoteEngineError(f"the connection to {self._host_label} broke off after "
+                                        f"{len(stream.pieces)} piece(s) of the answer") from None
+            if not chunk:
+                if self._stopped(call, cancel, stream):
+                    return
+                if buf:
+                    self._event(buf, stream, on_text)
+                return
+            buf += chunk
+            while True:
+                end = buf.find(b"\n")
+                if end < 0:
+                    break
+                line, buf = buf[:end], buf[end + 1:]
+                if self._event(line, stream, on_text):
+                    return
+                if self._stopped(call, cancel, stream):
+                    return
+            if len(buf) > _MAX_LINE:
+                raise RemoteEngineError(f"the server at {self._host_label} sent an event line longer than "
+                                        f"{_MAX_LINE} bytes")
+
+    def _event(self, line: bytes, stream: _Stream, on_text: Optional[TextCallback]) -> bool:
+        """Handle one SSE line; True at ``[DONE]``. Malformed JSON is skipped."""
+        line = line.rstrip(b"\r")
+        if not line.startswith(b"data:"):
+            return False          # blank separators, ": comments", event:, id:, retry:
+        data = line[5:].strip()
+        if data == b"[DONE]":
+            stream.saw_data = True
+            return True
+        try:
+            obj = json.loads(data)
+        except ValueError:
+            return False
+        if not isinstance(obj, dict):
+            return False
+        stream.saw_data = True
+        if obj.get("error"):
+            raise RemoteEngineError(f"the server at {self._host_label} reported an error while answering: "
+                                    f"{_error_text(data)}")
+        self._usage(obj, stream)
+        for choice in obj.get("choices") or []:
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta")
+            content = delta.get("content") if isinstance(delta, dict) else None
+            if isinstance(content, str) and content:
+                self._deliver(content, stream, on_text)
+            if choice.get("finish_reason"):
+                stream.finish = str(choice["finish_reason"])
+        return False

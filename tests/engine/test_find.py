@@ -1,0 +1,265 @@
+"""Tiled grounding (``find``) end to end on real rasters with a scripted OpenAI-compatible server on
+loopback: every detection must land where the tile's answer points on the map (tile windows computed
+here, independently), and an object answered by two overlapping tiles must come out once."""
+
+import base64
+import io
+import itertools
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import fiona
+import numpy as np
+import pytest
+import rasterio
+from PIL import Image
+from pyproj import Transformer
+from rasterio.vrt import WarpedVRT
+from shapely.geometry import box as shapely_box, shape
+
+from conftest import RASTERS
+from model_backend.jobs.find import find_objects
+from model_backend.models.remote import RemoteEngine
+from openai_server import serve, sse_events, stream, url
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ENV = dict(os.environ, HF_HUB_OFFLINE="1")
+REL_BOX = (100, 200, 300, 450)          # the scripted answer, Qwen3-VL 0-1000 coordinates
+FIXED = '```json\n[{"bbox_2d": [100, 200, 300, 450], "label": "ship"}]\n```'
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "model_backend", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env=ENV)
+
+
+def layer(path, name=None):
+    with fiona.open(path, layer=name) as src:
+        return [(shape(f["geometry"]), dict(f["properties"])) for f in src]
+
+
+def per_request(answer_for):
+    """A server behaviour streaming ``answer_for(k)`` to the k-th request (k = 0, 1, ...)."""
+    counter, lock = itertools.count(), threading.Lock()
+
+    def behaviour(handler, body):
+        with lock:
+            k = next(counter)
+        stream(sse_events([answer_for(k)]))(handler, body)
+    return behaviour
+
+
+def offsets(length, window, overlap):
+    """Tile offsets along an axis: steps of floor(window * (1 - overlap)), the last tile flush with the end."""
+    if length <= window:
+        return [0]
+    step, out = int(window * (1 - overlap)), [0]
+    while out[-1] + window < length:
+        out.append(out[-1] + step)
+    out[-1] = length - window
+    return out
+
+
+def corners(transform, col_off, row_off, rel, window=512):
+    """Map corners (4, 2) of a 0-1000 box answered on the tile at (col_off, row_off) read at full resolution."""
+    x0, y0, x1, y1 = (v / 1000 * window for v in rel)
+    cols = col_off + np.array([x0, x1, x1, x0])
+    rows = row_off + np.array([y0, y0, y1, y1])
+    a, b, c, d, e, f = transform[:6]
+    return np.column_stack([a * cols + b * rows + c, d * cols + e * rows + f])
+
+
+def quad(geom):
+    return np.array(geom.exterior.coords)[:4]
+
+
+def assert_same_quads(found, expected):
+    """Every found quad matches exactly one expected quad and vice versa (to a micrometre)."""
+    assert len(found) == len(expected)
+    for e in expected:
+        hits = [f for f in found if np.abs(f - e).max() < 1e-6]
+        assert len(hits) == 1, f"no detection at {e.tolist()}"
+
+
+def test_fixed_answer_lands_on_every_tile_of_the_aerial_raster(tmp_path):
+    path, out = RASTERS["mercator_aerial"], str(tmp_path / "found.gpkg")
+    with serve(stream(sse_events([FIXED]))) as srv:
+        r = run("find", path, "ships", "--tile", "512", "--backend", "openai", "--endpoint", url(srv),
+                "--model", "scripted", "--out", out)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["tiles"] == {"total": 25, "done": 25, "skipped_nodata": 0}
+    assert summary["detections"] == summary["candidates"] == 25 and summary["labels"] == {"ship": 25}
+    assert summary["files"] == [out] and not summary["cancelled"]
+    assert set(summary["timings"]) == {"read_s", "model_s", "nms_s", "other_s", "total_s"}
+    assert "tile 1 of 25" in r.stderr and "tile 25 of 25" in r.stderr
+    assert len(srv.received) == 25
+    with rasterio.open(path) as src:
+        transform = src.transform
+    offs = offsets(2048, 512, 0.15)
+    assert offs == [0, 435, 870, 1305, 1536]
+    windows = [(c, r) for r in offs for c in offs]
+    detections = layer(out, "detections")
+    assert_same_quads([quad(g) for g, _ in detections], [corners(transform, c, r, REL_BOX) for c, r in windows])
+    assert all(p["label"] == "ship" and p["rank"] == 1 and p["kind"] == "box" for _, p in detections)
+    answers = layer(out, "answers")
+    assert_same_quads([quad(g) for g, _ in answers], [corners(transform, c, r, (0, 0, 1000, 1000)) for c, r in windows])
+    assert len({p["question_id"] for _, p in answers}) == 1
+    assert {p["answer_id"] for _, p in answers} == {p["answer_id"] for _, p in detections}
+    assert all(p["task"] == "grounding" and p["question"] == "ships" and p["answer"] == FIXED for _, p in answers)
+
+
+def test_gcp_raster_tiles_through_the_warped_view(tmp_path):
+    rel = (100, 200, 150, 250)           # smaller than the shift of the last tiles, so nothing merges
+    answer = '[{"bbox_2d": [100, 200, 150, 250], "label": "ship"}]'
+    path, out = RASTERS["gcp_grd"], str(tmp_path / "sar.gpkg")
+    with serve(stream(sse_events([answer]))) as srv:
+        result = find_objects(path, "ships", RemoteEngine(url(srv), "scripted"), tile=512, out=out)
+    with rasterio.open(path) as src, WarpedVRT(src, crs=src.gcps[1]) as vrt:
+        transform, width, height = vrt.transform, vrt.width, vrt.height
+    windows = [(c, r) for r in offsets(height, 512, 0.15) for c in offsets(width, 512, 0.15)]
+    assert result.tiles_total == len(windows) == 12 and result.tiles_done == 12
+    asked = len(windows) - result.tiles_skipped
+    assert len(srv.received) == asked == len(result.detections) > 0
+    footprints = [quad(g) for g, _ in layer(out, "answers")]
+    expected = {k: corners(transform, c, r, (0, 0, 1000, 1000)) for k, (c, r) in enumerate(windows)}
+    tiles = sorted(d.tile for d in result.detections)
+    assert_same_quads(footprints, [expected[k] for k in tiles])
+    assert_same_quads([quad(g) for g, _ in layer(out, "detections")],
+                      [corners(transform, *windows[k], rel) for k in tiles])
+    assert all(p["modality"] == "sar" for _, p in layer(out, "answers"))
+
+
+@pytest.mark.parametrize("name, tile", [("rotated_complex", 64), ("sheared", 256)])
+def test_rotated_and_sheared_rasters_map_through_the_tile_affine(name, tile):
+    """Tiles are windows of the raster's own (rotated or sheared) pixel grid; a box becomes the
+    4 mapped corners, a parallelogram on the map."""
+    rel = (100, 200, 150, 250)
+    with serve(stream(sse_events(['[{"bbox_2d": [100, 200, 150, 250], "label": "ship"}]']))) as srv:
+        result = find_objects(RASTERS[name], "ships", RemoteEngine(url(srv), "scripted"), tile=tile)
+    with rasterio.open(RASTERS[name]) as src:
+        transform, width, height = src.transform, src.width, src.height
+    windows = [(c, r) for r in offsets(height, tile, 0.15) for c in offsets(width, tile, 0.15)]
+    assert result.tiles_total == len(windows) and len(result.detections) == len(srv.received) > 0
+    found = [np.array(d.geometry.exterior.coords)[:4] for d in result.detections]
+    assert_same_quads(found, [corners(transform, *windows[d.tile], rel, tile) for d in result.detections])
+
+
+def boxes_answer(boxes):
+    return json.dumps([{"bbox_2d": list(b), "label": label} for b, label in boxes])
+
+
+def test_an_object_seen_by_two_overlapping_tiles_is_merged(tmp_path):
+    """Tiles of 512 px over the 2048 px aerial raster start at 0, 435, 870, ... . Tile 0 sees A
+    (x 400..480) whole and B (x 450..500) whole; tile 1 (x from 435) sees A cut by its left border,
+    B whole, and a 'boat' where B is; tile 12 sees C. Expect A, B, boat and C once each."""
+    answers = {
+        0: [((781, 195, 938, 313), "ship"), ((879, 586, 977, 684), "ship")],            # A, B
+        1: [((0, 195, 88, 313), "ship"), ((30, 586, 127, 684), "ship"), ((29, 586, 127, 684), "boat")],
+        12: [((254, 254, 449, 449), "ship")],                                             # C
+    }
+    path, out = RASTERS["mercator_aerial"], str(tmp_path / "merged.gpkg")
+    with serve(per_request(lambda k: boxes_answer(answers.get(k, [])))) as srv:
+        result = find_objects(path, "ships", RemoteEngine(url(srv), "scripted"), tile=512, out=out)
+    assert len(srv.received) == 25 and result.candidates == 6
+    with rasterio.open(path) as src:
+        transform = src.transform
+    expected = [corners(transform, 0, 0, answers[0][0][0]), corners(transform, 0, 0, answers[0][1][0]),
+                corners(transform, 435, 0, answers[1][2][0]), corners(transform, 870, 870, answers[12][0][0])]
+    detections = layer(out, "detections")
+    assert_same_quads([quad(g) for g, _ in detections], expected)
+    assert sorted(p["label"] for _, p in detections) == ["boat", "ship", "ship", "ship"]
+    assert sorted((d.tile, d.rank) for d in result.detections) == [(0, 1), (0, 2), (1, 3), (12, 1)]
+
+
+def test_coarser_resolution_reads_larger_windows(tmp_path):
+    path, out = RASTERS["mercator_aerial"], str(tmp_path / "coarse.gpkg")
+    with serve(stream(sse_events([FIXED]))) as srv:
+        result = find_objects(path, "ships", RemoteEngine(url(srv), "scripted"), resolution=0.2, tile=512, out=out)
+        sizes = {Image.open(io.BytesIO(base64.b64decode(
+            r["body"]["messages"][0]["content"][0]["image_url"]["url"].split(",", 1)[1]))).size
+            for r in srv.received}
+    assert sizes == {(512, 512)}
+    assert result.ground_resolution == pytest.approx((0.2, 0.2), rel=2e-3)     # geodesic metres
+    assert result.tiles_total == 9 == len(result.detections)
+    answers = {p["answer_id"]: g for g, p in layer(out, "answers")}
+    for g, p in layer(out, "detections"):     # each box sits at its 0-1000 position in its tile's footprint
+        minx, miny, maxx, maxy = answers[p["answer_id"]].bounds
+        x0, y0, x1, y1 = (v / 1000 for v in REL_BOX)
+        w, h = maxx - minx, maxy - miny
+        expected = (minx + x0 * w, maxy - y1 * h, minx + x1 * w, maxy - y0 * h)
+        assert g.bounds == pytest.approx(expected, abs=1e-6)
+        assert maxx - minx == pytest.approx(1057 * 0.10009765625)     # round(0.2 m / 0.0969 m * 512) pixels
+
+
+def test_all_nodata_tiles_are_skipped_without_asking():
+    with serve(stream(sse_events(["[]"]))) as srv:
+        result = find_objects(RASTERS["sheared"], "ships", RemoteEngine(url(srv), "scripted"), tile=64, overlap=0.0)
+    assert result.tiles_skipped > 0 and result.tiles_done == result.tiles_total
+    assert len(srv.received) == result.tiles_total - result.tiles_skipped
+    assert result.detections == [] and result.report is None
+
+
+def test_cancel_stops_after_the_tile_in_flight_and_keeps_what_was_done(tmp_path):
+    cancel, out = threading.Event(), str(tmp_path / "part.gpkg")
+
+    def progress(done, total, message):
+        if done == 2:
+            cancel.set()
+
+    with serve(stream(sse_events([FIXED]))) as srv:
+        result = find_objects(RASTERS["mercator_aerial"], "ships", RemoteEngine(url(srv), "scripted"), tile=512,
+                              out=out, on_progress=progress, cancel=cancel)
+    assert result.cancelled and result.tiles_done == 2 and len(srv.received) == 2
+    assert len(layer(out, "answers")) == 2 and len(layer(out, "detections")) == 2
+
+
+def test_extent_in_another_crs_to_shapefile(tmp_path):
+    path, out = RASTERS["mercator_aerial"], str(tmp_path / "part.shp")
+    with rasterio.open(path) as src:
+        left, bottom = src.bounds.left, src.bounds.bottom
+    to_geo = Transformer.from_crs("EPSG:3395", "EPSG:4326", always_xy=True)
+    lon0, lat0 = to_geo.transform(left + 30, bottom + 40)
+    lon1, lat1 = to_geo.transform(left + 100, bottom + 120)
+    with serve(stream(sse_events([FIXED]))) as srv:
+        r = run("find", path, "ships", "--extent", str(lon0), str(lat0), str(lon1), str(lat1), "--extent-crs",
+                "EPSG:4326", "--tile", "256", "--backend", "openai", "--endpoint", url(srv), "--model", "scripted",
+                "--out", out)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    footprints = [g for g, _ in layer(str(tmp_path / "part_answers.shp"))]
+    assert len(footprints) == summary["tiles"]["total"] == 16        # 700 x 800 pixels in tiles of 256
+    union = shapely_box(*footprints[0].bounds)
+    for g in footprints[1:]:
+        union = union.union(g)
+    pixel = 0.1001
+    assert union.bounds == pytest.approx((left + 30, bottom + 40, left + 100, bottom + 120), abs=pixel)
+    assert summary["candidates"] == 16
+    assert len(layer(str(tmp_path / "part_detections.shp"))) == summary["detections"] <= 16
+
+
+@pytest.mark.parametrize("args, message", [
+    (["", "--out", "o.gpkg"], "question is empty"),
+    (["ships", "--out", "o.txt"], ".gpkg or .shp"),
+    (["ships", "--overlap", "0.95", "--out", "o.gpkg"], "overlap"),
+    (["ships", "--tile", "10", "--out", "o.gpkg"], "tile size"),
+    (["ships", "--resolution", "-1", "--out", "o.gpkg"], "resolution"),
+    (["ships", "--extent-crs", "EPSG:4326", "--out", "o.gpkg"], "--extent-crs goes with --extent"),
+    (["ships", "--extent", "0", "0", "1", "1", "--out", "o.gpkg"], "extent lies outside"),
+    (["ships", "--extent", "0", "0", "1", "1", "--extent-crs", "EPSG:999999", "--out", "o.gpkg"], "unknown CRS"),
+    (["ships", "--out", "no/such/folder/o.gpkg"], "does not exist"),
+])
+def test_find_bad_input_exits_2_before_loading_a_model(tmp_path, args, message):
+    args = [a if not a.startswith(("o.", "no/")) else str(tmp_path / a) for a in args]
+    r = run("find", RASTERS["mercator_aerial"], *args, "--model", "earthgptx-test/not-there")
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not os.listdir(tmp_path)
+
+
+def test_find_on_a_missing_raster_exits_2(tmp_path):
+    r = run("find", str(tmp_path / "none.tif"), "ships", "--out", str(tmp_path / "o.gpkg"))
+    assert r.returncode == 2 and "no such file" in r.stderr

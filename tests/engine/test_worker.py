@@ -1,0 +1,128 @@
+"""The worker process over its JSON-lines protocol, with a tiny model: spawn, hello, load, streamed
+ask, cancel in the middle, status while busy, errors that keep it alive, kill -> clear error -> restart."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+from model_backend.core.errors import InvalidArgumentError, ModelNotFoundError, WorkerError
+from model_backend.core.interface import AskRequest, Task
+from model_backend.core.prompts import VisualPrompt
+from model_backend.testing.tiny_model import build_tiny_model
+from model_backend.worker import PROTOCOL_VERSION
+from model_backend.worker.client import PACKAGE_PARENT, WorkerClient
+
+CHIP = np.random.default_rng(5).integers(0, 256, (256, 320, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return build_tiny_model(str(tmp_path_factory.mktemp("tiny")), "qwen3_vl")
+
+
+@pytest.fixture
+def worker():
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    client = WorkerClient(python=sys.executable, heartbeat=0.2, env=env)
+    hello = client.start()
+    assert hello["protocol"] == PROTOCOL_VERSION
+    yield client
+    client.kill()
+
+
+def load(client, tiny):
+    progress = []
+    model = client.load(on_progress=progress.append, model=tiny, device="cpu", quantization="fp32", timeout=120)
+    return model, progress
+
+
+def test_load_ask_stream_and_status(worker, tiny):
+    model, progress = load(worker, tiny)
+    assert model["family"] == "qwen3_vl" and model["device"] == "cpu"
+    assert any("fp32" in p for p in progress)
+    pieces = []
+    answer = worker.ask(AskRequest(CHIP, "What is in region 1?", (VisualPrompt.box(10, 20, 100, 120),), Task.VQA,
+                                   max_new_tokens=10), on_text=pieces.append, timeout=120)
+    assert "".join(pieces) == answer.text and answer.meta.generated_tokens <= 10
+    assert worker.status()["state"] == "idle"
+    assert worker.seconds_since_heard() < 5
+    assert os.listdir(worker._tmp) == []  # the chip file was removed after the answer
+
+
+def test_cancel_in_the_middle_and_status_while_busy(worker, tiny):
+    load(worker, tiny)
+    cancel = threading.Event()
+    states = []
+
+    def on_text(_):
+        if not states:
+            states.append(worker.status()["state"])  # answered while generating
+            cancel.set()
+
+    answer = worker.ask(AskRequest(CHIP, "Describe everything.", max_new_tokens=300), on_text=on_text,
+                        cancel=cancel, timeout=120)
+    assert states == ["busy"]
+    assert answer.meta.finish_reason == "cancelled" and answer.meta.generated_tokens < 100
+
+
+def test_errors_reach_the_caller_and_the_worker_stays_up(worker, tiny):
+    with pytest.raises(Exception, match="no model is loaded"):
+        worker.ask(AskRequest(CHIP, "hi"), timeout=30)
+    with pytest.raises(ModelNotFoundError, match="not downloaded"):
+        worker.load(model="earthgptx-test/not-there", timeout=60)
+    with pytest.raises(InvalidArgumentError, match="device must be"):
+        worker.load(model=tiny, device="tpu", timeout=60)
+    assert worker.status()["state"] == "idle"
+
+
+def test_kill_gives_clear_error_then_restart(worker, tiny):
+    load(worker, tiny)
+
+    def kill_while_streaming(_):
+        if worker.alive:
+            worker.process.kill()
+
+    with pytest.raises(WorkerError, match="killed.*restart"):
+        worker.ask(AskRequest(CHIP, "Describe everything.", max_new_tokens=300), on_text=kill_while_streaming,
+                   timeout=120)
+    with pytest.raises(WorkerError, match="restart"):
+        worker.status()
+    assert worker.restart()["protocol"] == PROTOCOL_VERSION
+    assert worker.status()["model"] is None
+
+
+def test_raw_protocol_bad_lines_busy_and_shutdown(tiny):
+    """Speak the protocol directly, as documented in PROTOCOL.md."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=PACKAGE_PARENT)
+    p = subprocess.Popen([sys.executable, "-m", "model_backend.worker", "--heartbeat", "60"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True, env=env, cwd=PACKAGE_PARENT)
+    try:
+        def send(obj):
+            p.stdin.write((obj if isinstance(obj, str) else json.dumps(obj)) + "\n")
+            p.stdin.flush()
+
+        def until(pred):
+            while True:
+                msg = json.loads(p.stdout.readline())
+                if pred(msg):
+                    return msg
+
+        send("this is not json")
+        assert until(lambda m: True)["error"] == "BadRequest"
+        send({"type": "load", "id": "L", "model": tiny, "device": "cpu", "quantization": "fp32"})
+        send({"type": "load", "id": "L2", "model": tiny})
+        busy = until(lambda m: m.get("id") == "L2")
+        assert busy["type"] == "error" and busy["error"] == "Busy"
+        assert until(lambda m: m.get("id") == "L" and m["type"] in ("loaded", "error"))["type"] == "loaded"
+        send({"type": "frobnicate", "id": 9})
+        assert until(lambda m: m.get("id") == 9)["error"] == "BadRequest"
+        send({"type": "shutdown", "id": "bye"})
+        assert until(lambda m: m.get("id") == "bye")["type"] == "bye"
+        assert p.wait(30) == 0
+    finally:
+        p.kill()

@@ -1,0 +1,321 @@
+"""The plugin against real QGIS, headless: mouse events on a real canvas in EPSG:3857 over a UTM raster
+give the pixel prompts the spatial core computes directly; whole questions through the dock, the task
+manager and a worker process add features where the model's regions point, on north-up, rotated and
+GCP-only rasters; the main thread keeps turning while a question runs."""
+
+import os
+import sys
+import time
+
+import numpy as np
+import pytest
+from pyproj import CRS
+from qgis.core import (QgsApplication, QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsGeometry,
+                       QgsPointXY, QgsProject, QgsRasterLayer, QgsRectangle)
+from qgis.gui import QgsMapCanvas, QgsMapMouseEvent
+from qgis.PyQt.QtCore import QEvent, QPoint, QPointF, Qt, QTimer
+from qgis.PyQt.QtGui import QMouseEvent
+
+from conftest import RASTERS
+from model_backend.core.prompts import VisualPrompt
+from model_backend.geo.locate import locate_prompt
+from model_backend.geo.raster import RasterSource
+from model_backend.core.chip_plan import ChipSettings
+from openai_server import serve, sse_events, stream, url
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope="session")
+def pkg(plugin_package):
+    return plugin_package
+
+
+@pytest.fixture
+def canvas_3857(qgis_app, qgis_new_project):
+    layer = QgsRasterLayer(RASTERS["utm_landsat"], "landsat", "gdal")
+    QgsProject.instance().addMapLayer(layer)
+    crs = QgsCoordinateReferenceSystem("EPSG:3857")
+    QgsProject.instance().setCrs(crs)
+    qgis_canvas = QgsMapCanvas()
+    qgis_canvas.setDestinationCrs(crs)
+    qgis_canvas.resize(800, 600)
+    qgis_canvas.show()  # the map settings take the widget's size only once it is shown
+    QgsApplication.processEvents()
+    ext = QgsCoordinateTransform(layer.crs(), crs, QgsProject.instance()).transformBoundingBox(layer.extent())
+    qgis_canvas.setExtent(ext)
+    qgis_canvas.refresh()
+    assert qgis_canvas.mapSettings().outputSize().width() > 700
+    yield qgis_canvas, layer
+    qgis_canvas.hide()
+    qgis_canvas.deleteLater()
+    QgsProject.instance().removeAllMapLayers()
+
+
+def mouse(canvas, kind, x, y, button=Qt.MouseButton.LeftButton, buttons=None):
+    types = {"press": QEvent.Type.MouseButtonPress, "release": QEvent.Type.MouseButtonRelease,
+             "move": QEvent.Type.MouseMove, "double": QEvent.Type.MouseButtonDblClick}
+    held = buttons if buttons is not None else (button if kind != "release" else Qt.MouseButton.NoButton)
+    event = QMouseEvent(types[kind], QPointF(x, y), button, held, Qt.KeyboardModifier.NoModifier)
+    return QgsMapMouseEvent(canvas, event)
+
+
+def drawn(tool):
+    got = []
+    tool.promptDrawn.connect(lambda kind, geom: got.append((kind, QgsGeometry(geom))))
+    return got
+
+
+def headless_pixels(canvas, px, py):
+    """What the headless spatial core (pyproj, rasterio) says about the canvas pixel (px, py)."""
+    p = canvas.getCoordinateTransform().toMapCoordinates(QPoint(px, py))
+    with RasterSource(RASTERS["utm_landsat"]) as src:
+        loc = locate_prompt(src, VisualPrompt.point(p.x(), p.y()), CRS.from_epsg(3857), ChipSettings(min_size=1024))
+    return loc.pixel_geometry.x, loc.pixel_geometry.y
+
+
+def test_point_click_gives_the_spatial_cores_pixel(pkg, canvas_3857):
+    from earthgptx.plugin.map_tools.point_tool import PointTool
+    from earthgptx.plugin.raster_view import DrawnPrompt, LayerView, view_prompts
+    from earthgptx.model_backend.core.prompts import PromptKind
+    canvas, layer = canvas_3857
+    tool = PointTool(canvas)
+    got = drawn(tool)
+    tool.canvasReleaseEvent(mouse(canvas, "release", 333, 222))
+    (kind, geom), = got
+    prompts, clipped = view_prompts(LayerView.of(layer), [DrawnPrompt(PromptKind(kind), 1, geom, canvas.mapSettings().destinationCrs())])
+    x, y = prompts[0].vertices[0]
+    hx, hy = headless_pixels(canvas, 333, 222)
+    assert not clipped and abs(x - hx) < 1e-6 and abs(y - hy) < 1e-6
+
+
+def test_box_drag_and_freeform_tools(pkg, canvas_3857):
+    from earthgptx.plugin.map_tools.box_tool import BoxTool
+    from earthgptx.plugin.map_tools.freeform_tool import FreeformTool
+    from earthgptx.plugin.raster_view import DrawnPrompt, LayerView, view_prompts
+    from earthgptx.model_backend.core.prompts import PromptKind
+    canvas, layer = canvas_3857
+    crs = canvas.mapSettings().destinationCrs()
+    view = LayerView.of(layer)
+    box = BoxTool(canvas)
+    got = drawn(box)
+    box.canvasPressEvent(mouse(canvas, "press", 300, 200))
+    box.canvasMoveEvent(mouse(canvas, "move", 350, 260, Qt.MouseButton.NoButton, Qt.MouseButton.LeftButton))
+    box.canvasReleaseEvent(mouse(canvas, "release", 420, 330))
+    (kind, geom), = got
+    assert kind == "box"
+    (prompt,), _ = view_prompts(view, [DrawnPrompt(PromptKind.BOX, 1, geom, crs)])
+    corners = [headless_pixels(canvas, x, y) for x, y in ((300, 200), (420, 200), (420, 330), (300, 330))]
+    cols, rows = zip(*corners)
+    assert prompt.bounds() == pytest.approx((min(cols), min(rows), max(cols), max(rows)), abs=1e-6)
+
+    free = FreeformTool(canvas)
+    got = drawn(free)
+    for x, y in ((100, 100), (200, 110), (180, 220)):
+        free.canvasPressEvent(mouse(canvas, "press", x, y))
+        free.canvasReleaseEvent(mouse(canvas, "release", x, y))
+    free.canvasReleaseEvent(mouse(canvas, "release", 180, 220, Qt.MouseButton.RightButton))
+    free.canvasPressEvent(mouse(canvas, "press", 500, 400))
+    for k in range(1, 8):
+        free.canvasMoveEvent(mouse(canvas, "move", 500 + 5 * k, 400 + 3 * k, Qt.MouseButton.NoButton,
+                                   Qt.MouseButton.LeftButton))
+    free.canvasReleaseEvent(mouse(canvas, "release", 535, 421))
+    assert [k for k, _ in got] == ["polygon", "scribble"]
+    (poly, line), _ = view_prompts(view, [DrawnPrompt(PromptKind.POLYGON, 1, got[0][1], crs),
+                                          DrawnPrompt(PromptKind.SCRIBBLE, 2, got[1][1], crs)])
+    assert poly.outline().tolist()[0] == pytest.approx(headless_pixels(canvas, 100, 100), abs=1e-6)
+    assert len(line.vertices) >= 7
+
+
+def test_prompt_off_the_raster_is_refused_with_a_message(pkg, canvas_3857):
+    from earthgptx.plugin.raster_view import DrawnPrompt, LayerView, view_prompts
+    from earthgptx.model_backend.core.errors import PromptOutsideRasterError
+    from earthgptx.model_backend.core.prompts import PromptKind
+    canvas, layer = canvas_3857
+    far = QgsGeometry.fromPointXY(QgsPointXY(0, 0))  # the Gulf of Guinea, far from the Bahamas
+    with pytest.raises(PromptOutsideRasterError, match="outside the raster"):
+        view_prompts(LayerView.of(layer), [DrawnPrompt(PromptKind.POINT, 1, far, canvas.mapSettings().destinationCrs())])
+
+
+def wait_for(condition, seconds):
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        QgsApplication.processEvents()
+        time.sleep(0.005)
+    return condition()
+
+
+class StallProbe:
+    """Measures the longest gap between 5 ms timer ticks on the main thread."""
+
+    def __init__(self):
+        self.last = time.perf_counter()
+        self.longest = 0.0
+        self.timer = QTimer()
+        self.timer.timeout.connect(self.tick)
+        self.timer.start(5)
+
+    def tick(self):
+        now = time.perf_counter()
+        self.longest = max(self.longest, now - self.last)
+        self.last = now
+
+
+@pytest.mark.parametrize("name", ["utm_landsat", "rotated_complex", "gcp_grd"])
+def test_grounding_question_through_the_dock_lands_where_the_model_points(pkg, qgis_iface, qgis_new_project, name):
+    from earthgptx.plugin.dock import EarthGPTXDock
+    from earthgptx.plugin.raster_view import LayerView, plan_chip
+    from earthgptx.plugin.settings import PluginSettings
+    layer = QgsRasterLayer(RASTERS[name], name, "gdal")
+    QgsProject.instance().addMapLayer(layer)
+    QgsProject.instance().setCrs(QgsCoordinateReferenceSystem("EPSG:3857"))
+    answer = 'Found: ```json\n[{"bbox_2d": [100, 200, 300, 450], "label": "ship"}]\n```'
+    with serve(stream(sse_events([answer[:15], answer[15:]], ), delay=0.05)) as srv:
+        dock = EarthGPTXDock(qgis_iface)
+        try:
+            dock.apply_settings(PluginSettings(backend="openai", endpoint=url(srv), model="scripted",
+                                               worker_python=sys.executable, max_pixels=65536))
+            dock.layer_box.setLayer(layer)
+            dock.task_box.setCurrentIndex(dock.task_box.findData("grounding"))
+            dock.question.setPlainText("ships")
+            done = []
+            dock.questionFinished.connect(done.append)
+            probe = StallProbe()
+            dock.ask()
+            assert wait_for(lambda: done, 120), dock.conversation.toPlainText()
+            probe.timer.stop()
+            print(f"\nlongest main-thread stall while asking ({name}): {probe.longest * 1000:.1f} ms")
+            assert "ship" in dock.conversation.toPlainText()
+            det = [f for lyr in dock.outputs.layers()["detections"] for f in lyr.getFeatures()]
+            assert len(det) == 1 and det[0]["label"] == "ship"
+            view = LayerView.of(layer)
+            plan = plan_chip(view, [], dock.settings.chip_settings())
+            chip_affine = plan.chip_affine(view.affine)
+            cols = np.array([100, 300, 300, 100]) / 1000 * plan.out_width
+            rows = np.array([200, 200, 450, 450]) / 1000 * plan.out_height
+            xs, ys = chip_affine.apply(cols, rows)
+            ct = QgsCoordinateTransform(layer.crs(), QgsProject.instance().crs(), QgsProject.instance())
+            expected = [ct.transform(QgsPointXY(float(x), float(y))) for x, y in zip(xs, ys)]
+            got = [QgsPointXY(v) for v in det[0].geometry().vertices()][:4]
+            scale = max(abs(p.x()) + abs(p.y()) for p in expected)
+            assert max(g.distance(e) for g, e in zip(got, expected)) < 1e-9 * scale
+            answers = [f for lyr in dock.outputs.layers()["answers"] for f in lyr.getFeatures()]
+            assert answers[0]["answer"] == answer and answers[0]["backend"] == "openai"
+        finally:
+            dock.shutdown()
+            dock.deleteLater()
+    QgsProject.instance().removeAllMapLayers()
+
+
+def make_dock(pkg, iface, layer, **settings):
+    from earthgptx.plugin.dock import EarthGPTXDock
+    from earthgptx.plugin.settings import PluginSettings
+    dock = EarthGPTXDock(iface)
+    dock.apply_settings(PluginSettings(worker_python=sys.executable, **settings))
+    dock.layer_box.setLayer(layer)
+    return dock
+
+
+def test_tiny_local_model_question_adds_prompt_and_answer_features(pkg, qgis_iface, qgis_new_project, tmp_path):
+    from model_backend.testing.tiny_model import build_tiny_model
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    tiny = build_tiny_model(str(tmp_path / "tiny"), "qwen3_vl")
+    layer = QgsRasterLayer(RASTERS["rotated_complex"], "rotated", "gdal")
+    QgsProject.instance().addMapLayer(layer)
+    QgsProject.instance().setCrs(QgsCoordinateReferenceSystem("EPSG:4326"))
+    dock = make_dock(pkg, qgis_iface, layer, model=tiny, device="cpu", quantization="fp32", max_new_tokens=12)
+    try:
+        e = layer.extent()
+        box = QgsGeometry.fromRect(QgsRectangle(e.xMinimum() + 0.3 * e.width(), e.yMinimum() + 0.3 * e.height(),
+                                                e.xMinimum() + 0.6 * e.width(), e.yMinimum() + 0.5 * e.height()))
+        dock.canvas.setDestinationCrs(layer.crs())
+        dock.add_prompt("box", box)
+        dock.task_box.setCurrentIndex(dock.task_box.findData("region_captioning"))
+        done = []
+        dock.questionFinished.connect(done.append)
+        dock.ask()
+        assert wait_for(lambda: done, 240), dock.conversation.toPlainText()
+        layers = dock.outputs.layers()
+        (answer,) = [f for lyr in layers["answers"] for f in lyr.getFeatures()]
+        assert answer["model"] == tiny and answer["quantization"] == "fp32" and answer["task"] == "region_captioning"
+        expected = QgsGeometry(box)
+        expected.transform(QgsCoordinateTransform(layer.crs(), QgsProject.instance().crs(), QgsProject.instance()))
+        assert answer.geometry().equals(expected) or answer.geometry().symDifference(expected).area() < 1e-18
+        (prompt,) = [f for lyr in layers["prompts"] for f in lyr.getFeatures()]
+        assert prompt["prompt_index"] == 1 and prompt["kind"] == "box"
+        assert "on cpu in fp32" in dock.status.text() or "fp32" in dock.status.text()
+    finally:
+        dock.shutdown()
+        dock.deleteLater()
+    QgsProject.instance().removeAllMapLayers()
+
+
+def test_stop_cancels_and_stale_tokens_are_dropped(pkg, qgis_iface, qgis_new_project):
+    layer = QgsRasterLayer(RASTERS["utm_landsat"], "landsat", "gdal")
+    QgsProject.instance().addMapLayer(layer)
+    pieces = [f"word{k} " for k in range(200)]
+    with serve(stream(sse_events(pieces), delay=0.05)) as srv:
+        dock = make_dock(pkg, qgis_iface, layer, backend="openai", endpoint=url(srv), model="slow", max_pixels=65536)
+        try:
+            dock.question.setPlainText("Tell me everything.")
+            done = []
+            dock.questionFinished.connect(done.append)
+            dock.ask()
+            assert wait_for(lambda: "word2" in dock.streamed, 60)
+            dock._token("an-old-question", "STALE")
+            dock.stop()
+            assert wait_for(lambda: done, 30)
+            text = dock.conversation.toPlainText()
+            assert "STALE" not in text and "stopped" in text and "word199" not in text
+            (answer,) = [f for lyr in dock.outputs.layers()["answers"] for f in lyr.getFeatures()]
+            assert answer["finish_reason"] == "cancelled"
+            assert dock.ask_button.isEnabled() and not dock.stop_button.isEnabled()
+        finally:
+            dock.shutdown()
+            dock.deleteLater()
+    QgsProject.instance().removeAllMapLayers()
+
+
+def test_worker_crash_gives_restart_action_and_next_question_works(pkg, qgis_iface, qgis_new_project):
+    layer = QgsRasterLayer(RASTERS["utm_landsat"], "landsat", "gdal")
+    QgsProject.instance().addMapLayer(layer)
+    pieces = [f"w{k} " for k in range(100)]
+    with serve(stream(sse_events(pieces), delay=0.05)) as srv:
+        dock = make_dock(pkg, qgis_iface, layer, backend="openai", endpoint=url(srv), model="slow", max_pixels=65536)
+        try:
+            dock.question.setPlainText("Tell me everything.")
+            dock.ask()
+            assert wait_for(lambda: "w3" in dock.streamed, 60)
+            dock.client.process.kill()
+            assert wait_for(lambda: dock.ask_button.isEnabled(), 30)
+            assert "killed" in dock.conversation.toPlainText() and dock.model is None
+            items = qgis_iface.messageBar().items() if hasattr(qgis_iface.messageBar(), "items") else []
+            assert any("Restart" in b.text() for item in items for b in item.findChildren(type(dock.ask_button)))
+            dock.restart_worker()
+            done = []
+            dock.questionFinished.connect(done.append)
+            dock.ask()
+            assert wait_for(lambda: done, 60)
+        finally:
+            dock.shutdown()
+            dock.deleteLater()
+    QgsProject.instance().removeAllMapLayers()
+
+
+def test_missing_worker_environment_is_a_clear_message(pkg, qgis_iface, qgis_new_project, tmp_path):
+    layer = QgsRasterLayer(RASTERS["utm_landsat"], "landsat", "gdal")
+    QgsProject.instance().addMapLayer(layer)
+    from earthgptx.plugin.dock import EarthGPTXDock
+    from earthgptx.plugin.settings import PluginSettings
+    dock = EarthGPTXDock(qgis_iface)
+    try:
+        dock.apply_settings(PluginSettings(worker_python=str(tmp_path / "no-venv" / "bin" / "python")))
+        dock.layer_box.setLayer(layer)
+        dock.question.setPlainText("What is this?")
+        dock.ask()
+        assert wait_for(lambda: dock.ask_button.isEnabled(), 30)
+        assert "Backend setup" in dock.conversation.toPlainText()
+    finally:
+        dock.shutdown()
+        dock.deleteLater()
+    QgsProject.instance().removeAllMapLayers()

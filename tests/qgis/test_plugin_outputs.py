@@ -1,0 +1,234 @@
+"""Against real QGIS (pytest-qgis, headless): the plugin's output layers (group, CRS, schema fields,
+recreated after the user removes them) and their GeoPackage and shapefile exports (full text, split
+shapefile text joined back exactly, atomic replacement)."""
+
+import gc
+import hashlib
+import importlib
+import os
+import threading
+
+import pytest
+from qgis.core import (QgsCoordinateReferenceSystem, QgsExpression, QgsExpressionContext, QgsGeometry, QgsProject,
+                       QgsVectorLayer)
+from qgis.PyQt.QtCore import QCoreApplication
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CRS = "EPSG:32631"
+# 2,000 characters, non-ASCII (2- and 3-byte UTF-8) and spaces, no space at either end
+ANSWER = ("Les bâtiments près de la Saône ont été inondés ; 洪水区域 ≈ 3 km², routes coupées. " * 30)[:1999] + "."
+
+
+@pytest.fixture(scope="module")
+def pkg(plugin_package):
+    """Modules of the plugin package ``earthgptx``."""
+    return {name: importlib.import_module(f"earthgptx.{name}")
+            for name in ("plugin.layers", "plugin.export", "model_backend.core.schema", "model_backend.core.errors")}
+
+
+@pytest.fixture
+def outputs(pkg, qgis_new_project):
+    """Output layers of a fresh project in UTM 31N; layers leave with the project (QGIS 3.22 exit crash)."""
+    QgsProject.instance().setCrs(QgsCoordinateReferenceSystem(CRS))
+    yield pkg["plugin.layers"].OutputLayers()
+    QgsProject.instance().clear()
+    gc.collect()
+
+
+def ask(outputs, qid="q1", detection_wkts=("POLYGON((500010 5000010, 500040 5000010, 500040 5000030, "
+                                           "500010 5000030, 500010 5000010))",
+                                           "POLYGON((500060 5000060, 500090 5000060, 500090 5000090, "
+                                           "500060 5000090, 500060 5000060))")):
+    """One question: a point prompt and a polygon prompt, a 2,000-character answer, detections."""
+    prompts = [(QgsGeometry.fromWkt("POINT(500020 5000020)"), {"question_id": qid, "prompt_index": 1, "kind": "point"}),
+               (QgsGeometry.fromWkt("POLYGON((500050 5000050, 500100 5000050, 500100 5000100, 500050 5000050))"),
+                {"question_id": qid, "prompt_index": 2, "kind": "polygon"})]
+    answer = (QgsGeometry.fromWkt("POLYGON((500000 5000000, 500128 5000000, 500128 5000128, 500000 5000128, "
+                                  "500000 5000000))"),
+              {"answer_id": f"a-{qid}", "question_id": qid, "question": "Qu'est-ce qui relie la région 1 à la 2 ?",
+               "answer": ANSWER, "task": "relation", "model": "tiny", "chip_resolution": 0.5,
+               "created": "2024-05-01T10:00:00+00:00"})
+    detections = [(QgsGeometry.fromWkt(wkt), {"answer_id": f"a-{qid}", "label": f"bâtiment {i}", "rank": i,
+                                              "kind": "box"}) for i, wkt in enumerate(detection_wkts, 1)]
+    return outputs.add_question(prompts, answer, detections)
+
+
+def read(uri):
+    """Features of a file layer as (WKT, attributes) pairs; the layer is gone before returning."""
+    layer = QgsVectorLayer(uri, "check", "ogr")
+    assert layer.isValid(), uri
+    rows = [(f.geometry().asWkt(), {k: f[k] for k in f.fields().names()}) for f in layer.getFeatures()]
+    names = layer.fields().names()
+    del layer
+    return rows, names
+
+
+def digest(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def leftovers(folder):
+    return [n for n in os.listdir(folder) if n.startswith(".earthgptx-")]
+
+
+def test_layers_in_group_in_project_crs_with_schema_fields(outputs, pkg):
+    assert ask(outputs) == {"prompts": 2, "answers": 1, "detections": 2}
+    root = QgsProject.instance().layerTreeRoot()
+    group = root.children()[0]
+    assert group.name() == "EarthGPT-X"
+    names = sorted(node.layer().name() for node in group.findLayers())
+    assert names == ["answers (polygons)", "detections (polygons)", "prompts (points)", "prompts (polygons)"]
+    schema = pkg["model_backend.core.schema"]
+    for name, layers in outputs.layers().items():
+        for layer in layers:
+            assert layer.crs().authid() == CRS and layer.providerType() == "memory"
+            types = {"str": "string", "int": "integer", "float": "double"}
+            assert [(f.name(), f.typeName()) for f in layer.fields()] == [
+                (key, types[kind]) for key, kind in schema.FIELDS[name]]
+            assert layer.labelsEnabled()
+    [answers] = outputs.layers()["answers"]
+    [feature] = answers.getFeatures()
+    assert feature["answer"] == ANSWER and feature["chip_resolution"] == 0.5
+    context = QgsExpressionContext()
+    context.setFeature(feature)
+    label = QgsExpression(answers.labeling().settings().fieldName).evaluate(context)
+    assert label == ANSWER[:40] + "…"
+    # a second question goes to the same layers
+    ask(outputs, "q2")
+    assert [layer.featureCount() for layer in outputs.layers()["prompts"]] == [2, 2]
+
+
+def test_bad_geometry_adds_nothing(outputs, pkg):
+    with pytest.raises(pkg["model_backend.core.errors"].InvalidArgumentError):
+        outputs.add_question([(QgsGeometry(), {"prompt_index": 1})], None, [])
+    assert outputs.layers() == {"prompts": [], "answers": [], "detections": []}
+
+
+def test_only_the_main_thread_may_add(outputs):
+    errors = []
+
+    def add_from_worker():
+        try:
+            outputs.add_question([], None, [])
+        except RuntimeError as error:
+            errors.append(error)
+
+    worker = threading.Thread(target=add_from_worker)
+    worker.start()
+    worker.join()
+    assert len(errors) == 1
+
+
+def test_layers_recreated_after_user_removes_them(outputs):
+    ask(outputs)
+    root = QgsProject.instance().layerTreeRoot()
+    root.removeChildNode(root.children()[0])
+    ask(outputs, "q2")  # before QGIS removes the layers of the group from the project (queued)
+    QCoreApplication.processEvents()
+    group = root.children()[0]
+    assert group.name() == "EarthGPT-X" and len(group.findLayers()) == 4
+    assert len(QgsProject.instance().mapLayers()) == 4
+    [answers] = outputs.layers()["answers"]
+    assert [f["question_id"] for f in answers.getFeatures()] == ["q2"]
+    # one layer removed: only it comes back, inside the group
+    QgsProject.instance().removeMapLayer(answers.id())
+    ask(outputs, "q3")
+    assert len(root.children()[0].findLayers()) == 4
+    assert [f["question_id"] for f in outputs.layers()["answers"][0].getFeatures()] == ["q3"]
+    assert outputs.layers()["prompts"][0].featureCount() == 2
+
+
+def test_gpkg_round_trip_keeps_full_text(outputs, pkg, tmp_path):
+    ask(outputs)
+    path = str(tmp_path / "out.gpkg")
+    report = pkg["plugin.export"].export_gpkg(outputs.layers(), path)
+    assert report.files == [path] and report.features == {"prompts": 2, "answers": 1, "detections": 2}
+    prompts, _ = read(f"{path}|layername=prompts")
+    assert sorted(wkt.split(" ")[0] for wkt, _ in prompts) == ["Point", "Polygon"]
+    [(_, answer)], names = read(f"{path}|layername=answers")
+    assert answer["answer"] == ANSWER and len(answer["answer"]) == 2000
+    assert names[1:] == [key for key, _ in pkg["model_backend.core.schema"].FIELDS["answers"]]
+    detections, _ = read(f"{path}|layername=detections")
+    assert [a["label"] for _, a in detections] == ["bâtiment 1", "bâtiment 2"]
+    assert leftovers(tmp_path) == []
+    # again, with a second question: the file is replaced and holds both
+    ask(outputs, "q2")
+    report = pkg["plugin.export"].export_gpkg(outputs, path)  # the outputs object itself will do
+    assert report.features == {"prompts": 4, "answers": 2, "detections": 4}
+    answers, _ = read(f"{path}|layername=answers")
+    assert [a["question_id"] for _, a in answers] == ["q1", "q2"]
+    assert sorted(os.listdir(tmp_path)) == ["out.gpkg"]
+
+
+def test_shapefile_round_trip_joins_split_text(outputs, pkg, tmp_path):
+    schema, export = pkg["model_backend.core.schema"], pkg["plugin.export"]
+    ask(outputs)
+    report = export.export_shapefiles(outputs.layers(), str(tmp_path / "out.shp"))
+    assert [os.path.basename(f) for f in report.files] == [
+        "out_prompts_point.shp", "out_prompts_polygon.shp", "out_answers.shp", "out_detections.shp"]
+    assert report.split_fields == ["answer"]
+    [(wkt, props)], names = read(str(tmp_path / "out_answers.shp"))
+    assert all(len(n) <= 10 for n in names) and "quantizatn" in names and "answer_8" in names
+    full = schema.from_shapefile(props)
+    assert full["answer"] == ANSWER and full["chip_resolution"] == 0.5 and full["question_id"] == "q1"
+    assert "Polygon" in wkt  # OGR reads shapefile polygons as multipolygons
+    [(wkt, props)], _ = read(str(tmp_path / "out_prompts_point.shp"))
+    assert wkt.startswith("Point") and props["prompt_idx"] == 1
+    assert leftovers(tmp_path) == []
+
+    # again, now with a point detection too: detections split by family, the old set removed
+    ask(outputs, "q2", detection_wkts=("POINT(500070 5000070)",))
+    report = export.export_shapefiles(outputs.layers(), str(tmp_path / "out.shp"))
+    assert [os.path.basename(f) for f in report.files][-2:] == ["out_detections_point.shp",
+                                                                "out_detections_polygon.shp"]
+    assert not any(n.startswith("out_detections.") for n in os.listdir(tmp_path))
+    answers, _ = read(str(tmp_path / "out_answers.shp"))
+    assert [schema.from_shapefile(p)["answer"] for _, p in answers] == [ANSWER, ANSWER]
+    assert leftovers(tmp_path) == []
+
+
+def test_failed_export_keeps_previous_files(outputs, pkg, tmp_path, monkeypatch):
+    export = pkg["plugin.export"]
+    ask(outputs)
+    gpkg, shp = str(tmp_path / "out.gpkg"), str(tmp_path / "out.shp")
+    export.export_gpkg(outputs.layers(), gpkg)
+    export.export_shapefiles(outputs.layers(), shp)
+    before = {n: digest(tmp_path / n) for n in os.listdir(tmp_path)}
+    ask(outputs, "q2")
+
+    real, calls = export._write, []
+
+    def fail_on_second_layer(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 2:
+            raise export.ExportError("disk full")
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(export, "_write", fail_on_second_layer)
+    for write, path in [(export.export_gpkg, gpkg), (export.export_shapefiles, shp)]:
+        calls.clear()
+        with pytest.raises(export.ExportError):
+            write(outputs.layers(), path)
+    monkeypatch.undo()
+
+    def refuse(source, target):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(export.os, "replace", refuse)
+    with pytest.raises(export.ExportError):
+        export.export_gpkg(outputs.layers(), gpkg)
+    monkeypatch.undo()
+    assert {n: digest(tmp_path / n) for n in os.listdir(tmp_path)} == before
+
+
+def test_bad_targets_are_clear_errors(outputs, pkg, tmp_path):
+    export, error = pkg["plugin.export"], pkg["model_backend.core.errors"].InvalidArgumentError
+    with pytest.raises(error, match="nothing to export"):
+        export.export_gpkg(outputs.layers(), str(tmp_path / "out.gpkg"))
+    ask(outputs)
+    for write, path in [(export.export_gpkg, tmp_path / "out.shp"), (export.export_shapefiles, tmp_path / "out.gpkg"),
+                        (export.export_gpkg, tmp_path / "missing" / "out.gpkg")]:
+        with pytest.raises(error):
+            write(outputs.layers(), str(path))
+    assert os.listdir(tmp_path) == []

@@ -1,0 +1,115 @@
+"""The Processing algorithms headless through ``qgis_process`` (as a user runs them in scripts and batch
+jobs), with the plugin enabled in a temporary QGIS profile and a tiny model worker."""
+
+import json
+import os
+import subprocess
+import sys
+
+import fiona
+import pytest
+
+from conftest import RASTERS
+from model_backend.testing.tiny_model import build_tiny_model
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+QGIS_PROCESS = "/usr/bin/qgis_process.bin"  # Debian's qgis_process wrapper passes an option 3.22 rejects
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    base = tmp_path_factory.mktemp("qgis_process")
+    (base / "plugins").mkdir()
+    (base / "plugins" / "earthgptx").symlink_to(ROOT, target_is_directory=True)
+    tiny = build_tiny_model(str(base / "tiny"), "qwen3_vl")
+    environ = dict(os.environ, QGIS_CUSTOM_CONFIG_PATH=str(base / "config"), QGIS_PLUGINPATH=str(base / "plugins"),
+                   QT_QPA_PLATFORM="offscreen", HF_HUB_OFFLINE="1")
+    r = subprocess.run([QGIS_PROCESS, "plugins", "enable", "earthgptx"], env=environ, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    ini = base / "config" / "profiles" / "default" / "QGIS" / "QGIS3.ini"
+    with open(ini, "a") as fh:
+        fh.write(f"\n[earthgptx]\nworker_python={sys.executable}\nmodel={tiny}\ndevice=cpu\nquantization=fp32\n"
+                 f"max_pixels=65536\n")
+    return environ, base
+
+
+def run(env, algorithm, **params):
+    args = [QGIS_PROCESS, "run", f"earthgptx:{algorithm}", "--json"] + [f"--{k}={v}" for k, v in params.items()]
+    r = subprocess.run(args, env=env[0], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    return json.loads(r.stdout[r.stdout.index("{"):])
+
+
+def test_algorithms_are_listed(env):
+    r = subprocess.run([QGIS_PROCESS, "list"], env=env[0], capture_output=True, text=True, timeout=120)
+    assert "earthgptx:askaboutfeatures" in r.stdout and "earthgptx:describescene" in r.stdout
+
+
+def test_describe_scene_of_a_gcp_raster(env, tmp_path):
+    out = str(tmp_path / "scene.gpkg")
+    result = run(env, "describescene", INPUT=RASTERS["gcp_grd"], MAX_NEW_TOKENS=6, OUTPUT=out)
+    assert result["results"]["OUTPUT"] == out
+    with fiona.open(out) as src:
+        (f,) = list(src)
+        assert f["properties"]["task"] == "captioning" and f["properties"]["modality"] == "sar"
+        assert f["properties"]["model"].endswith("tiny") and f["properties"]["finish_reason"] in ("stop", "length")
+        minx, miny, maxx, maxy = fiona.bounds(f)  # the chip footprint, in EPSG:4326 over Kerala
+        assert 75 < minx < maxx < 79 and 8.5 < miny < maxy < 11.5
+
+
+def test_ask_about_features_keeps_attributes_and_adds_answers(env, tmp_path):
+    features = tmp_path / "sites.geojson"
+    import rasterio
+    with rasterio.open(RASTERS["utm_landsat"]) as src:
+        t = src.transform
+    pts = [t * (400, 300), t * (500, 420)]
+    poly = [t * (300, 200), t * (360, 200), t * (360, 260), t * (300, 260), t * (300, 200)]
+    features.write_text(json.dumps({"type": "FeatureCollection", "crs": {"type": "name", "properties": {
+        "name": "urn:ogc:def:crs:EPSG::32618"}}, "features": [
+        {"type": "Feature", "properties": {"site": "a"}, "geometry": {"type": "Point", "coordinates": list(pts[0])}},
+        {"type": "Feature", "properties": {"site": "b"}, "geometry": {"type": "Point", "coordinates": list(pts[1])}},
+        {"type": "Feature", "properties": {"site": "c"}, "geometry": {"type": "Polygon",
+                                                                      "coordinates": [[list(p) for p in poly]]}}]}))
+    out = str(tmp_path / "answers.gpkg")
+    run(env, "askaboutfeatures", INPUT=RASTERS["utm_landsat"], FEATURES=str(features), TASK=0, MAX_NEW_TOKENS=5,
+        OUTPUT=out)
+    with fiona.open(out) as src:
+        rows = [f["properties"] for f in src]
+    assert [r["site"] for r in rows] == ["a", "b", "c"]
+    assert all(r["task"] == "region_captioning" and r["answer_id"] for r in rows)
+
+
+def expected_tiles(path, tile, overlap, resolution=None, extent=None):
+    """The tile count the pure planner gives for the same request, computed from the headless reader."""
+    from model_backend.geo.raster import RasterSource
+    from model_backend.core.tiling import plan_tiles, scale_for_resolution
+    with RasterSource(path) as src:
+        w, h = src.view_size
+        a = src.view_affine
+        view_extent = None
+        if extent is not None:
+            cols, rows = a.inverse().apply([extent[0], extent[2]], [extent[3], extent[1]])
+            view_extent = (min(cols), min(rows), max(cols), max(rows))
+        return len(plan_tiles(w, h, view_extent, tile, overlap, scale_for_resolution(resolution, a.pixel_size)))
+
+
+def test_find_objects_over_tiles(env, tmp_path):
+    out = str(tmp_path / "found.gpkg")
+    path = RASTERS["mercator_aerial"]
+    r = subprocess.run([QGIS_PROCESS, "run", "earthgptx:findobjects", f"--INPUT={path}", "--PHRASE=cars", "--TILE=512",
+                        "--OVERLAP=0.1", "--RESOLUTION=0.4", "--MAX_NEW_TOKENS=4", f"--OUTPUT={out}"],
+                       env=env[0], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    log = r.stdout + r.stderr
+    assert f"{expected_tiles(path, 512, 0.1, 0.4)} tiles of 512x512 pixels" in log and "100 - done" in log
+    with fiona.open(out) as src:
+        assert src.schema["properties"].keys() >= {"answer_id", "label", "rank", "kind"}
+    extent = (13467600, 1631900, 13467650, 1631950)
+    r = subprocess.run([QGIS_PROCESS, "run", "earthgptx:findobjects", f"--INPUT={path}", "--PHRASE=cars",
+                        "--TILE=256", "--MAX_NEW_TOKENS=2", f"--OUTPUT={tmp_path / 'x.gpkg'}",
+                        f"--EXTENT={extent[0]},{extent[2]},{extent[1]},{extent[3]} [EPSG:3395]"],
+                       env=env[0], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    n = expected_tiles(path, 256, 0.15, extent=extent)
+    assert n > 1 and f"{n} tiles of 256x256 pixels" in r.stdout + r.stderr

@@ -1,0 +1,368 @@
+"""RemoteEngine against real HTTP servers on 127.0.0.1 (stdlib http.server / raw sockets, port 0)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from model_backend.core.errors import EarthGPTXError, InvalidArgumentError
+from model_backend.core.interface import AskRequest, Task
+from model_backend.core.prompts import PromptKind, VisualPrompt
+from model_backend.models.remote import RemoteEngine, RemoteEngineError, chat_completions_url, fit_to_factor
+
+GROUNDING_ANSWER = '```json\n[{"bbox_2d": [100, 200, 300, 400], "label": "ship"}]\n```'
+
+
+from openai_server import error, serve, sse_events, stream, url
+
+
+def chip(w, h, value=None):
+    if value is not None:
+        return np.full((h, w, 3), value, np.uint8)
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+
+
+def sent_image(record):
+    """The PNG the client sent in the first user turn, and the text parts of every message."""
+    messages = record["body"]["messages"]
+    parts = messages[0]["content"]
+    images = [p for p in parts if p["type"] == "image_url"]
+    assert len(images) == 1
+    data_url = images[0]["image_url"]["url"]
+    assert data_url.startswith("data:image/png;base64,")
+    png = base64.b64decode(data_url.split(",", 1)[1])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    texts = [p["text"] for m in messages for p in m["content"] if p["type"] == "text"]
+    return Image.open(io.BytesIO(png)), texts
+
+
+# -- endpoint rule and arguments ------------------------------------------------------------------
+@pytest.mark.parametrize("endpoint, expected", [
+    ("http://127.0.0.1:8000", "http://127.0.0.1:8000/v1/chat/completions"),
+    ("http://127.0.0.1:8000/", "http://127.0.0.1:8000/v1/chat/completions"),
+    ("http://127.0.0.1:8000/v1", "http://127.0.0.1:8000/v1/chat/completions"),
+    ("http://127.0.0.1:8000/v1/", "http://127.0.0.1:8000/v1/chat/completions"),
+    ("http://127.0.0.1:8000/v1/chat/completions", "http://127.0.0.1:8000/v1/chat/completions"),
+    ("http://127.0.0.1:8000/v1/chat/completions/", "http://127.0.0.1:8000/v1/chat/completions"),
+    ("http://127.0.0.1:8080/chat/completions", "http://127.0.0.1:8080/chat/completions"),
+    ("https://127.0.0.1/openai/v1", "https://127.0.0.1/openai/v1/chat/completions"),
+    ("http://user:pw@[::1]:11434/v1?x=1", "http://[::1]:11434/v1/chat/completions"),
+])
+def test_endpoint_rule(endpoint, expected):
+    engine = RemoteEngine(endpoint, "m")
+    assert engine.url == expected
+    assert "pw" not in json.dumps(engine.describe()) and "pw" not in repr(engine)
+
+
+def test_endpoint_paths_and_credentials():
+    scheme, host, port, path, base, userinfo = chat_completions_url("http://u:p%40ss@127.0.0.1/v1?k=2")
+    assert (scheme, host, port, path, base, userinfo) == (
+        "http", "127.0.0.1", 80, "/v1/chat/completions?k=2", "http://127.0.0.1/v1", "u:p@ss")
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"endpoint": "ftp://127.0.0.1/v1"}, {"endpoint": "127.0.0.1:8000"}, {"endpoint": ""},
+    {"endpoint": "http:///v1"}, {"model": " "}, {"family": "llava"}, {"timeout": 0},
+    {"retries": -1}, {"max_image_pixels": 100},
+])
+def test_invalid_arguments(kwargs):
+    args = {"endpoint": "http://127.0.0.1:8000/v1", "model": "m", **kwargs}
+    with pytest.raises(InvalidArgumentError):
+        RemoteEngine(**args)
+
+
+def test_fit_to_factor():
+    assert fit_to_factor(500, 300, 28, 1024 * 1024) == (504, 308)
+    w, h = fit_to_factor(2000, 1500, 28, 1024 * 1024)
+    assert w % 28 == 0 and h % 28 == 0 and w * h <= 1024 * 1024 and abs(w / h - 4 / 3) < 0.05
+    assert fit_to_factor(10, 10, 28, 1024 * 1024) == (56, 56)
+
+
+# -- requests and streamed answers ---------------------------------------------------------------
+def test_rel_1000_request_stream_grounding_usage_and_token():
+    pieces = ["```json\n[", '{"bbox_2d": [100, 200, ', "300, 400], ", '"label": "ship"}]\n```']
+    assert "".join(pieces) == GROUNDING_ANSWER
+    with serve(stream(sse_events(pieces, usage={"prompt_tokens": 321, "completion_tokens": 9}))) as srv:
+        engine = RemoteEngine(url(srv), "Qwen/Qwen3-VL-2B-Instruct", api_key="sk-secret-123")
+        request = AskRequest(chip(640, 480), "What is this?", prompts=(VisualPrompt.box(64, 96, 192, 192),),
+                             task=Task.VQA, max_new_tokens=77)
+        got = []
+        answer = engine.ask(request, on_text=got.append)
+    assert len(srv.received) == 1
+    record = srv.received[0]
+    assert record["path"] == "/v1/chat/completions"
+    assert record["headers"]["Authorization"] == "Bearer sk-secret-123"
+    body = record["body"]
+    assert body["model"] == "Qwen/Qwen3-VL-2B-Instruct"
+    assert body["max_tokens"] == 77 and body["temperature"] == 0 and body["stream"] is True
+    assert body["stream_options"] == {"include_usage": True}
+    assert body["messages"][0]["role"] == "user"
+    image, texts = sent_image(record)
+    assert image.size == (640, 480) and image.mode == "RGB"
+    assert "[100, 200, 300, 400]" in texts[-1] and "What is this?" in texts[-1]
+    assert got == pieces and answer.text == GROUNDING_ANSWER
+    assert len(answer.regions) == 1
+    region = answer.regions[0]
+    assert region.label == "ship" and region.shape.kind is PromptKind.BOX
+    assert np.allclose(np.ravel(region.shape.vertices), (64, 96, 192, 192))
+    meta = answer.meta
+    assert (meta.model_id, meta.backend, meta.quantization) == ("Qwen/Qwen3-VL-2B-Instruct", "openai", "remote")
+    assert meta.device == f"127.0.0.1:{srv.server_address[1]}"
+    assert (meta.prompt_tokens, meta.generated_tokens, meta.finish_reason) == (321, 9, "stop")
+    assert set(meta.timings) == {"encode", "first_token", "generate", "total"}
+    assert all(v >= 0 for v in meta.timings.values())
+    assert meta.timings["total"] >= meta.timings["generate"] >= meta.timings["first_token"]
+    desc = engine.describe()
+    assert desc["model_id"] == "Qwen/Qwen3-VL-2B-Instruct" and desc["backend"] == "openai"
+    assert desc["endpoint"] == url(srv) and desc["family"] == "qwen3_vl" and desc["device"] == "remote"
+    assert "sk-secret" not in json.dumps(desc) + repr(engine)
+
+
+def test_qwen2_5_vl_chip_is_resized_to_multiples_of_28():
+    pieces = ['[{"bbox_2d": [0, 0, 252, 154], "label": "field"}]']
+    with serve(stream(sse_events(pieces))) as srv:
+        engine = RemoteEngine(url(srv), "qwen2.5-vl", family="qwen2_5_vl")
+        request = AskRequest(chip(500, 300), "Describe it.", prompts=(VisualPrompt.point(250, 150),),
+                             task=Task.VQA)
+        answer = engine.ask(request)
+        big = engine.ask(AskRequest(chip(2000, 1500, value=90), "Describe it.", task=Task.VQA))
+    image, texts = sent_image(srv.received[0])
+    assert image.size == (504, 308)
+    assert "[252, 154]" in texts[-1]
+    assert np.allclose(np.ravel(answer.regions[0].shape.vertices), (0, 0, 250, 150))
+    image, _ = sent_image(srv.received[1])
+    w, h = image.size
+    assert w % 28 == 0 and h % 28 == 0 and w * h <= 1024 * 1024
+    assert big.text == pieces[0] and "Authorization" not in srv.received[0]["headers"]
+
+
+def test_large_rel_1000_chip_is_scaled_down_and_small_chip_sent_losslessly():
+    with serve(stream(sse_events(["ok"]))) as srv:
+        engine = RemoteEngine(url(srv), "m", max_image_pixels=512 * 512)
+        engine.ask(AskRequest(chip(2000, 1000, value=7), "Q?", prompts=(VisualPrompt.box(200, 100, 1000, 500),),
+                              task=Task.VQA))
+        small = chip(33, 17)
+        engine.ask(AskRequest(small, "Q?"))
+    image, texts = sent_image(srv.received[0])
+    w, h = image.size
+    assert w * h <= 512 * 512 and abs(w / h - 2) < 0.02
+    assert "[100, 100, 500, 500]" in texts[-1]
+    image, _ = sent_image(srv.received[1])
+    assert np.array_equal(np.asarray(image), small)
+
+
+def test_no_usage_length_malformed_lines_and_close_delimited_stream():
+    events = [": keep-alive\n\n", "event: message\n", "data: {not json\n\n", "data: [1, 2]\n\n"]
+    events += sse_events(["alpha ", "beta ", "gamma"], finish="length", done=False)
+    with serve(stream(events, chunked=False)) as srv:
+        got = []
+        answer = RemoteEngine(url(srv, ""), "m").ask(AskRequest(chip(64, 64), "Q?"), on_text=got.append)
+    assert got == ["alpha ", "beta ", "gamma"] and answer.text == "alpha beta gamma"
+    assert answer.meta.finish_reason == "length"
+    assert (answer.meta.prompt_tokens, answer.meta.generated_tokens) == (0, 3)
+    assert answer.regions == []
+
+
+def test_non_streaming_json_answer_is_accepted():
+    obj = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "a harbour"},
+                        "finish_reason": "stop"}], "usage": {"prompt_tokens": 5, "completion_tokens": 2}}
+    with serve(error(200, json.dumps(obj))) as srv:
+        got = []
+        answer = RemoteEngine(url(srv), "m").ask(AskRequest(chip(32, 32), "Q?"), on_text=got.append)
+    assert got == ["a harbour"] and answer.text == "a harbour"
+    assert (answer.meta.prompt_tokens, answer.meta.generated_tokens) == (5, 2)
+
+
+# -- cancel and close ------------------------------------------------------------------------------
+def test_cancel_after_first_piece_returns_quickly():
+    pieces = [f"p{i} " for i in range(30)]
+    with serve(stream(sse_events(pieces), delay=0.2)) as srv:
+        cancel, got = threading.Event(), []
+
+        def on_text(piece):
+            got.append(piece)
+            cancel.set()
+        start = time.monotonic()
+        answer = RemoteEngine(url(srv), "m").ask(AskRequest(chip(32, 32), "Q?"), on_text=on_text, cancel=cancel)
+        elapsed = time.monotonic() - start
+    assert answer.meta.finish_reason == "cancelled"
+    assert got == ["p0 "] and answer.text == "p0 "
+    assert elapsed < 1.5
+
+
+def test_cancel_while_waiting_for_the_first_byte():
+    def slow(handler, body):
+        handler.server.stopping.wait(5)
+    with serve(slow) as srv:
+        cancel = threading.Event()
+        timer = threading.Timer(0.3, cancel.set)
+        timer.start()
+        start = time.monotonic()
+        try:
+            answer = RemoteEngine(url(srv), "m", timeout=5).ask(AskRequest(chip(32, 32), "Q?"), cancel=cancel)
+        finally:
+            timer.cancel()
+        elapsed = time.monotonic() - start
+    assert answer.meta.finish_reason == "cancelled" and answer.text == ""
+    assert elapsed < 1.5
+
+
+def test_cancel_before_asking_sends_nothing():
+    with serve(stream(sse_events(["x"]))) as srv:
+        cancel = threading.Event()
+        cancel.set()
+        answer = RemoteEngine(url(srv), "m").ask(AskRequest(chip(32, 32), "Q?"), cancel=cancel)
+    assert answer.meta.finish_reason == "cancelled" and srv.received == []
+
+
+def test_close_breaks_off_an_answer():
+    with serve(stream(sse_events(["a", "b", "c"]), delay=0.2)) as srv:
+        engine = RemoteEngine(url(srv), "m")
+        with pytest.raises(RemoteEngineError, match="closed"):
+            engine.ask(AskRequest(chip(32, 32), "Q?"), on_text=lambda piece: engine.close())
+        with pytest.raises(RemoteEngineError, match="closed"):
+            engine.ask(AskRequest(chip(32, 32), "Q?"))
+
+
+# -- HTTP errors (never retried) -----------------------------------------------------------------
+@pytest.mark.parametrize("status, api_key, words", [
+    (401, "sk-wrong", ["token", "401"]), (401, None, ["token", "API key"]), (403, "sk-wrong", ["token", "403"]),
+])
+def test_auth_errors_mention_the_token(status, api_key, words):
+    with serve(error(status, '{"error": {"message": "Invalid API key"}}')) as srv:
+        with pytest.raises(RemoteEngineError) as info:
+            RemoteEngine(url(srv), "m", api_key=api_key).ask(AskRequest(chip(32, 32), "Q?"))
+    message = str(info.value)
+    assert all(w in message for w in words) and "Invalid API key" in message
+    assert "sk-wrong" not in message
+    assert len(srv.received) == 1
+    assert isinstance(info.value, EarthGPTXError)
+
+
+def test_404_mentions_url_and_model():
+    with serve(error(404, '{"error": {"message": "The model `nope` does not exist."}}')) as srv:
+        with pytest.raises(RemoteEngineError) as info:
+            RemoteEngine(url(srv), "nope").ask(AskRequest(chip(32, 32), "Q?"))
+    message = str(info.value)
+    assert "'nope'" in message and "/v1/chat/completions" in message and "does not exist" in message
+
+
+def test_500_carries_truncated_server_text():
+    text = "CUDA out of memory. " + "x" * 2000
+    with serve(error(500, json.dumps({"detail": text}))) as srv:
+        with pytest.raises(RemoteEngineError) as info:
+            RemoteEngine(url(srv), "m", retries=3).ask(AskRequest(chip(32, 32), "Q?"))
+    message = str(info.value)
+    assert "500" in message and "CUDA out of memory" in message and len(message) < 500
+    assert len(srv.received) == 1
+    with serve(error(502, "<html>Bad gateway</html>", "text/html")) as srv:
+        with pytest.raises(RemoteEngineError, match="502.*Bad gateway"):
+            RemoteEngine(url(srv), "m").ask(AskRequest(chip(32, 32), "Q?"))
+
+
+def test_error_event_in_stream():
+    events = sse_events(["partial"], done=False)[:2] + ['data: {"error": {"message": "engine crashed"}}\n\n']
+    with serve(stream(events)) as srv:
+        with pytest.raises(RemoteEngineError, match="engine crashed"):
+            RemoteEngine(url(srv), "m").ask(AskRequest(chip(32, 32), "Q?"))
+
+
+def test_html_page_is_not_an_answer():
+    with serve(error(200, "<html>hello</html>", "text/html")) as srv:
+        with pytest.raises(RemoteEngineError, match="OpenAI-compatible"):
+            RemoteEngine(url(srv), "m").ask(AskRequest(chip(32, 32), "Q?"))
+
+
+# -- connection failures, retries and timeouts ----------------------------------------------------
+@pytest.mark.parametrize("retries", [0, 2])
+def test_connection_refused_is_retried_then_reported(monkeypatch, retries):
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)   # bound, never listening: refused
+    holder.bind(("127.0.0.1", 0))
+    try:
+        engine = RemoteEngine(f"http://127.0.0.1:{holder.getsockname()[1]}/v1", "m", retries=retries)
+        engine.retry_backoff = 0.01
+        attempts = []
+        original = engine._new_connection
+        monkeypatch.setattr(engine, "_new_connection", lambda: attempts.append(1) or original())
+        with pytest.raises(RemoteEngineError, match="refused") as info:
+            engine.ask(AskRequest(chip(32, 32), "Q?"))
+    finally:
+        holder.close()
+    assert len(attempts) == retries + 1
+    assert f"tried {retries + 1} time" in str(info.value)
+
+
+def test_server_closing_without_answer_is_retried():
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+    accepted, stop = [], threading.Event()
+
+    def accept_and_close():
+        for _ in range(200):                      # bounded: at most ~10 s
+            if stop.is_set():
+                return
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            accepted.append(1)
+            conn.close()
+    thread = threading.Thread(target=accept_and_close, daemon=True)
+    thread.start()
+    try:
+        engine = RemoteEngine(f"http://127.0.0.1:{listener.getsockname()[1]}/v1", "m", retries=2)
+        engine.retry_backoff = 0.01
+        with pytest.raises(RemoteEngineError, match="dropped the connection"):
+            engine.ask(AskRequest(chip(32, 32), "Q?"))
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+    assert len(accepted) == 3
+
+
+def test_no_retry_once_streaming_started():
+    events = sse_events(["first ", "second"], done=False)[:2]
+    with serve(stream(events, terminate=False)) as srv:
+        got = []
+        with pytest.raises(RemoteEngineError, match="broke off after 1 piece"):
+            RemoteEngine(url(srv), "m", retries=3).ask(AskRequest(chip(32, 32), "Q?"), on_text=got.append)
+    assert got == ["first "] and len(srv.received) == 1
+
+
+def test_server_that_never_answers_times_out():
+    listener = socket.create_server(("127.0.0.1", 0))       # listens, never accepts nor answers
+    try:
+        engine = RemoteEngine(f"http://127.0.0.1:{listener.getsockname()[1]}/v1", "m", timeout=0.5, retries=2)
+        start = time.monotonic()
+        with pytest.raises(RemoteEngineError, match="timeout"):
+            engine.ask(AskRequest(chip(32, 32), "Q?"))
+        elapsed = time.monotonic() - start
+    finally:
+        listener.close()
+    assert 0.4 < elapsed < 1.5                               # one wait, timeouts are not retried
+
+
+def test_stream_that_stalls_times_out():
+    with serve(_stalling(sse_events(["first "])[:2])) as srv:
+        start = time.monotonic()
+        with pytest.raises(RemoteEngineError, match="stopped sending"):
+            RemoteEngine(url(srv), "m", timeout=0.5).ask(AskRequest(chip(32, 32), "Q?"))
+        elapsed = time.monotonic() - start
+    assert elapsed < 2.0
+
+
+def _stalling(events):
+    def behaviour(handler, body):
+        stream(events, terminate=False)(handler, body)
+        handler.server.stopping.wait(5)
+    return behaviour
