@@ -1,6 +1,7 @@
 """An engine that asks an OpenAI-compatible chat completions server (vLLM, Ollama's ``/v1``, llama.cpp).
 
-Standard library HTTP (``http.client``) plus Pillow for the image; no ``requests``, no ``openai``.
+Standard library HTTP (``http.client``) plus Pillow for the image; no ``requests``, no ``openai``
+(ARCHITECTURE.md says why).
 
 Endpoint rule: ``endpoint`` is the server's base URL. A trailing ``/chat/completions`` is removed, and a
 URL with no path at all gets ``/v1``; any other path is kept as the base. So ``http://h:8000``,
@@ -17,6 +18,11 @@ to multiples of the family's resize factor (28) within ``max_image_pixels`` so t
 resize is the identity and the pixel coordinates written in the prompt are those the model sees;
 ``max_image_pixels`` must then not exceed the server's ``max_pixels``.
 
+Proxies: ``HTTP_PROXY`` / ``HTTPS_PROXY`` (either case) are honoured as curl and pip honour them, with
+``NO_PROXY`` exceptions (a server on this machine, ``localhost`` or a loopback address, never goes through one); an https endpoint is reached through a CONNECT tunnel, an http one by sending the
+absolute URL to the proxy. ``user:password@`` in the proxy URL becomes ``Proxy-Authorization`` and never
+appears in messages.
+
 Timeouts: ``timeout`` bounds connecting and every wait on the server (the first token included), not
 the whole answer. Retries: only when the connection fails before any response byte arrives (refused,
 reset, closed without an answer), ``retries`` times with a short doubling backoff; never after an HTTP
@@ -28,6 +34,7 @@ from __future__ import annotations
 import base64
 import http.client
 import io
+import ipaddress
 import json
 import math
 import socket
@@ -35,6 +42,7 @@ import ssl
 import threading
 import time
 import urllib.parse
+import urllib.request
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -91,6 +99,39 @@ def chat_completions_url(endpoint: str) -> Tuple[str, str, int, str, str, str]:
     if parts.username is not None:
         userinfo = urllib.parse.unquote(parts.username) + ":" + urllib.parse.unquote(parts.password or "")
     return scheme, host, port, request_path, base_url, userinfo
+
+
+Proxy = Tuple[str, int, Dict[str, str]]
+
+
+def _is_loopback(host: str) -> bool:
+    """A server on this machine, which no proxy can reach."""
+    try:
+        return host.lower() == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def proxy_for(scheme: str, host: str) -> Optional[Proxy]:
+    """``(host, port, headers)`` of the proxy the environment names for ``scheme://host``, or None when
+    there is none or ``NO_PROXY`` exempts ``host``; ``headers`` carries ``Proxy-Authorization``."""
+    proxies = urllib.request.getproxies_environment()
+    url = proxies.get(scheme)
+    if not url or _is_loopback(host) or urllib.request.proxy_bypass_environment(host, proxies):
+        return None
+    parts = urllib.parse.urlsplit(url if "://" in url else "http://" + url)
+    try:
+        proxy_host, proxy_port = parts.hostname, parts.port or 80
+    except ValueError:
+        proxy_host = None
+    if not proxy_host or parts.scheme.lower() != "http":
+        raise InvalidArgumentError(f"the {scheme} proxy of the environment must be an http://host:port URL, "
+                                   f"got {_safe(url)!r}")
+    headers = {}
+    if parts.username is not None:
+        userinfo = urllib.parse.unquote(parts.username) + ":" + urllib.parse.unquote(parts.password or "")
+        headers["Proxy-Authorization"] = "Basic " + base64.b64encode(userinfo.encode("utf-8")).decode("ascii")
+    return proxy_host, proxy_port, headers
 
 
 def _safe(endpoint: str) -> str:
@@ -244,6 +285,13 @@ class RemoteEngine(Engine):
         elif userinfo:
             self._auth = "Basic " + base64.b64encode(userinfo.encode("utf-8")).decode("ascii")
         self._host_label = (f"[{self._host}]" if ":" in self._host else self._host) + f":{self._port}"
+        self._proxy = proxy_for(self._scheme, self._host)
+        self._target = self._path
+        #: where a connection goes, for messages about reaching it
+        self._where = self._host_label + (f" (through the proxy {self._proxy[0]}:{self._proxy[1]})"
+                                          if self._proxy else "")
+        if self._proxy and self._scheme == "http":  # a plain-HTTP proxy takes the absolute URL
+            self._target = f"http://{self._host_label}{self._path}"
         self._calls: set = set()
         self._lock = threading.Lock()
         self._closed = False
@@ -258,8 +306,11 @@ class RemoteEngine(Engine):
 
     # -- Engine API ------------------------------------------------------------------------------
     def describe(self) -> Dict[str, object]:
-        return {"model_id": self.model, "backend": BACKEND, "endpoint": self.endpoint,
-                "family": self.family.name, "device": "remote", "quantization": "remote"}
+        described: Dict[str, object] = {"model_id": self.model, "backend": BACKEND, "endpoint": self.endpoint,
+                                         "family": self.family.name, "device": "remote", "quantization": "remote"}
+        if self._proxy:
+            described["proxy"] = f"{self._proxy[0]}:{self._proxy[1]}"
+        return described
 
     def close(self) -> None:
         """Break off calls in flight (they raise ``RemoteEngineError``); later calls raise too."""
@@ -344,16 +395,21 @@ class RemoteEngine(Engine):
                 call.done.wait(_WATCH_INTERVAL)
 
     def _new_connection(self) -> http.client.HTTPConnection:
+        host, port = (self._proxy[0], self._proxy[1]) if self._proxy else (self._host, self._port)
         if self._scheme == "https":
-            return http.client.HTTPSConnection(self._host, self._port, timeout=self.timeout,
-                                               context=ssl.create_default_context())
-        return http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
+            conn = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=ssl.create_default_context())
+            if self._proxy:
+                conn.set_tunnel(self._host, self._port, headers=self._proxy[2])
+            return conn
+        return http.client.HTTPConnection(host, port, timeout=self.timeout)
 
     def _headers(self) -> Dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "text/event-stream",
                    "Connection": "close", "User-Agent": "EarthGPT-X-QGIS"}
         if self._auth:
             headers["Authorization"] = self._auth
+        if self._proxy and self._scheme == "http":
+            headers.update(self._proxy[2])
         return headers
 
     def _stopped(self, call: _Call, cancel: Optional[threading.Event], stream: _Stream) -> bool:
@@ -395,7 +451,7 @@ class RemoteEngine(Engine):
             try:
                 conn.connect()
                 phase = "answer"
-                conn.request("POST", self._path, body=body, headers=self._headers())
+                conn.request("POST", self._target, body=body, headers=self._headers())
                 return conn.getresponse()
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()
@@ -404,9 +460,9 @@ class RemoteEngine(Engine):
                     return None
                 if isinstance(exc, TimeoutError):
                     if phase == "connect":
-                        raise RemoteEngineError(f"could not connect to {self._host_label} within "
+                        raise RemoteEngineError(f"could not connect to {self._where} within "
                                                 f"{self.timeout:g} s (timeout)") from None
-                    raise RemoteEngineError(f"no answer from {self._host_label} within {self.timeout:g} s "
+                    raise RemoteEngineError(f"no answer from {self._where} within {self.timeout:g} s "
                                             f"(timeout); the server may be busy or still loading the model") from None
                 if isinstance(exc, ConnectionError):
                     if attempt < self.retries:
@@ -419,16 +475,16 @@ class RemoteEngine(Engine):
                         continue
                     what = ("refused the connection" if isinstance(exc, ConnectionRefusedError)
                             else f"dropped the connection ({type(exc).__name__})")
-                    raise RemoteEngineError(f"the server at {self._host_label} {what}; tried {attempt + 1} "
+                    raise RemoteEngineError(f"the server at {self._where} {what}; tried {attempt + 1} "
                                             f"time(s). Is the server running at {self.endpoint}?") from None
                 if isinstance(exc, socket.gaierror):
                     raise RemoteEngineError(f"cannot resolve the server host {self._host!r}: {exc}") from None
                 if isinstance(exc, ssl.SSLError):
-                    raise RemoteEngineError(f"TLS error talking to {self._host_label}: {exc}") from None
+                    raise RemoteEngineError(f"TLS error talking to {self._where}: {exc}") from None
                 if isinstance(exc, http.client.HTTPException):
-                    raise RemoteEngineError(f"the server at {self._host_label} did not answer valid HTTP: "
+                    raise RemoteEngineError(f"the server at {self._where} did not answer valid HTTP: "
                                             f"{type(exc).__name__}") from None
-                raise RemoteEngineError(f"cannot reach the server at {self._host_label}: {exc}") from None
+                raise RemoteEngineError(f"cannot reach the server at {self._where}: {exc}") from None
 
     def _raise_http_error(self, resp: http.client.HTTPResponse) -> None:
         try:

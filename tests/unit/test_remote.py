@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import io
 import json
 import socket
 import threading
 import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -366,3 +369,102 @@ def _stalling(events):
         stream(events, terminate=False)(handler, body)
         handler.server.stopping.wait(5)
     return behaviour
+
+
+# -- proxies from the environment -----------------------------------------------------------------
+class _Proxy(ThreadingHTTPServer):
+    """A loopback forward proxy that knows one name, ``vllm.internal``, as the test server."""
+
+    daemon_threads = True
+    block_on_close = False
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_CONNECT(self):
+        self.server.seen.append(("CONNECT", self.path, self.headers.get("Proxy-Authorization")))
+        self.send_response(403)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_POST(self):
+        self.server.seen.append(("POST", self.path, self.headers.get("Proxy-Authorization")))
+        target = urllib.parse.urlsplit(self.path)
+        assert target.hostname == "vllm.internal"
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        conn = http.client.HTTPConnection("127.0.0.1", self.server.target_port, timeout=10)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("proxy-authorization", "host")}
+        conn.request("POST", target.path, body=body, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        self.send_response(resp.status)
+        self.send_header("Content-Type", resp.getheader("Content-Type", "text/event-stream"))
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        conn.close()
+
+
+@pytest.fixture
+def proxy():
+    srv = _Proxy(("127.0.0.1", 0), _ProxyHandler)
+    srv.seen, srv.target_port = [], None
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def _no_proxy_env(monkeypatch):
+    for name in ("http_proxy", "https_proxy", "no_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+def test_http_proxy_of_the_environment_carries_the_request(monkeypatch, proxy):
+    _no_proxy_env(monkeypatch)
+    monkeypatch.setenv("HTTP_PROXY", f"http://analyst:s3cret@127.0.0.1:{proxy.server_address[1]}")
+    with serve(stream(sse_events(["Two ", "ships."]))) as srv:
+        proxy.target_port = srv.server_address[1]
+        engine = RemoteEngine("http://vllm.internal:8000/v1", "m")
+        answer = engine.ask(AskRequest(chip(32, 32), "Q?"))
+        assert answer.text == "Two ships."
+        assert "s3cret" not in json.dumps(engine.describe()) and engine.describe()["proxy"].startswith("127.0.0.1:")
+    method, path, auth = proxy.seen[0]
+    assert (method, path) == ("POST", "http://vllm.internal:8000/v1/chat/completions")
+    assert auth == "Basic " + base64.b64encode(b"analyst:s3cret").decode()
+    assert "Proxy-Authorization" not in srv.received[0]["headers"]
+
+
+def test_https_goes_through_a_connect_tunnel_and_a_refusal_is_reported(monkeypatch, proxy):
+    _no_proxy_env(monkeypatch)
+    monkeypatch.setenv("https_proxy", f"http://u:p4ss@127.0.0.1:{proxy.server_address[1]}")
+    engine = RemoteEngine("https://vllm.internal/v1", "m", retries=0)
+    with pytest.raises(RemoteEngineError) as info:
+        engine.ask(AskRequest(chip(32, 32), "Q?"))
+    assert "p4ss" not in str(info.value) and "through the proxy 127.0.0.1:" in str(info.value)
+    assert proxy.seen[0][:2] == ("CONNECT", "vllm.internal:443")
+    assert proxy.seen[0][2] == "Basic " + base64.b64encode(b"u:p4ss").decode()
+
+
+def test_no_proxy_and_loopback_servers_bypass_the_proxy(monkeypatch, proxy):
+    _no_proxy_env(monkeypatch)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+    monkeypatch.setenv("NO_PROXY", "vllm.internal")
+    assert "proxy" not in RemoteEngine("http://vllm.internal:8000/v1", "m").describe()
+    with serve(stream(sse_events(["ok"]))) as srv:
+        assert RemoteEngine(url(srv), "m").ask(AskRequest(chip(32, 32), "Q?")).text == "ok"
+    assert proxy.seen == []
+
+
+def test_a_malformed_proxy_setting_is_one_clear_line_without_its_password(monkeypatch):
+    _no_proxy_env(monkeypatch)
+    monkeypatch.setenv("HTTP_PROXY", "socks5://u:hunter2@127.0.0.1:1080")
+    with pytest.raises(InvalidArgumentError, match="proxy") as info:
+        RemoteEngine("http://vllm.internal:8000/v1", "m")
+    assert "hunter2" not in str(info.value) and "\n" not in str(info.value)
