@@ -43,7 +43,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
@@ -197,10 +197,12 @@ def _openai_messages(messages: List[dict], image_url: str) -> List[dict]:
     return out
 
 
-def _error_text(raw: bytes) -> str:
+def _error_text(raw: bytes, secrets: Sequence[str] = ()) -> str:
     """The server's error message from an error body (OpenAI, FastAPI or plain text), one line,
-    at most ~300 characters."""
+    at most ~300 characters, with every one of ``secrets`` (a server may echo the token) redacted."""
     text = raw.decode("utf-8", "replace").strip()
+    for secret in secrets:
+        text = text.replace(secret, "[redacted]")
     try:
         obj = json.loads(text)
     except ValueError:
@@ -213,6 +215,8 @@ def _error_text(raw: bytes) -> str:
             err = json.dumps(err)
         if err:
             text = str(err)
+    for secret in secrets:
+        text = text.replace(secret, "[redacted]")
     text = " ".join(text.split()) or "(no error text)"
     if len(text) > _ERROR_TEXT_CHARS:
         text = text[:_ERROR_TEXT_CHARS] + "..."
@@ -280,7 +284,11 @@ class RemoteEngine(Engine):
         self.retries = retries
         self.max_image_pixels = max_image_pixels
         self._auth: Optional[str] = None
+        api_key = api_key.strip() if isinstance(api_key, str) else api_key
         if api_key:
+            if not api_key.isascii() or not api_key.isprintable() or " " in api_key:
+                raise InvalidArgumentError("the API key holds a space, a control or a non-ASCII character "
+                                           "(copied with extra text?); give the key alone")
             self._auth = "Bearer " + api_key
         elif userinfo:
             self._auth = "Basic " + base64.b64encode(userinfo.encode("utf-8")).decode("ascii")
@@ -288,6 +296,10 @@ class RemoteEngine(Engine):
         self._proxy = proxy_for(self._scheme, self._host)
         self._target = self._path
         #: where a connection goes, for messages about reaching it
+        #: what must never appear in a message: the key, the authorization and proxy headers' values
+        password = userinfo.split(":", 1)[1] if ":" in userinfo else ""
+        self._secrets = tuple(x for x in (api_key, userinfo, password, self._auth,
+                                          *(self._proxy[2].values() if self._proxy else ())) if x and len(x) >= 4)
         self._where = self._host_label + (f" (through the proxy {self._proxy[0]}:{self._proxy[1]})"
                                           if self._proxy else "")
         if self._proxy and self._scheme == "http":  # a plain-HTTP proxy takes the absolute URL
@@ -491,7 +503,7 @@ class RemoteEngine(Engine):
             raw = resp.read(_MAX_ERROR_BODY)
         except (OSError, http.client.HTTPException):
             raw = b""
-        text = _error_text(raw)
+        text = _error_text(raw, self._secrets)
         status = resp.status
         if status in (401, 403):
             if self._auth:
@@ -533,11 +545,12 @@ class RemoteEngine(Engine):
             obj = json.loads(raw)
         except ValueError:
             raise RemoteEngineError(f"the server at {self._host_label} sent invalid JSON: "
-                                    f"{_error_text(raw)}") from None
+                                    f"{_error_text(raw, self._secrets)}") from None
         if not isinstance(obj, dict):
             return
         if "error" in obj:
-            raise RemoteEngineError(f"the server at {self._host_label} reported an error: {_error_text(raw)}")
+            raise RemoteEngineError(f"the server at {self._host_label} reported an error: "
+                                    f"{_error_text(raw, self._secrets)}")
         self._usage(obj, stream)
         choices = obj.get("choices") or []
         if choices and isinstance(choices[0], dict):
@@ -615,7 +628,7 @@ class RemoteEngine(Engine):
         stream.saw_data = True
         if obj.get("error"):
             raise RemoteEngineError(f"the server at {self._host_label} reported an error while answering: "
-                                    f"{_error_text(data)}")
+                                    f"{_error_text(data, self._secrets)}")
         self._usage(obj, stream)
         for choice in obj.get("choices") or []:
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:

@@ -237,6 +237,37 @@ def test_close_breaks_off_an_answer():
 
 
 # -- HTTP errors (never retried) -----------------------------------------------------------------
+def test_a_key_read_from_a_crlf_file_is_sent_without_its_line_end():
+    with serve(stream(sse_events(["ok"]))) as srv:
+        assert RemoteEngine(url(srv), "m", api_key="sk-abc123\r\n").ask(AskRequest(chip(32, 32), "Q?")).text == "ok"
+    assert srv.received[0]["headers"]["Authorization"] == "Bearer sk-abc123"
+
+
+@pytest.mark.parametrize("key", ["sk-abc\r123", "sk-abc 123", "sk-abc\u00e9123", "sk-abc\udc80123"])
+def test_a_key_with_stray_characters_is_refused_without_showing_it(key):
+    with pytest.raises(InvalidArgumentError) as info:
+        RemoteEngine("http://127.0.0.1:9/v1", "m", api_key=key)
+    assert "123" not in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("api_key, endpoint_auth, secret", [("sk-secret-key-42", "", "sk-secret-key-42"),
+                                                            (None, "user:pa55word-42@", "pa55word-42")])
+def test_a_server_echoing_the_credentials_is_redacted(api_key, endpoint_auth, secret):
+    def echo(handler, body):
+        text = json.dumps({"error": {"message": f"bad credentials: {handler.headers.get('Authorization')} "
+                                                f"(key sk-secret-key-42, password pa55word-42)"}})
+        error(401, text)(handler, body)
+
+    with serve(echo) as srv:
+        engine = RemoteEngine(url(srv).replace("http://", "http://" + endpoint_auth), "m", api_key=api_key)
+        with pytest.raises(RemoteEngineError) as info:
+            engine.ask(AskRequest(chip(32, 32), "Q?"))
+    message = str(info.value)
+    assert "bad credentials" in message and "[redacted]" in message
+    assert secret not in message
+    assert base64.b64encode(b"user:pa55word-42").decode() not in message
+
+
 @pytest.mark.parametrize("status, api_key, words", [
     (401, "sk-wrong", ["token", "401"]), (401, None, ["token", "API key"]), (403, "sk-wrong", ["token", "403"]),
 ])
