@@ -19,8 +19,9 @@ resize is the identity and the pixel coordinates written in the prompt are those
 ``max_image_pixels`` must then not exceed the server's ``max_pixels``.
 
 Proxies: ``HTTP_PROXY`` / ``HTTPS_PROXY`` (either case) are honoured as curl and pip honour them, with
-``NO_PROXY`` exceptions (a server on this machine, ``localhost`` or a loopback address, never goes through one); an https endpoint is reached through a CONNECT tunnel, an http one by sending the
-absolute URL to the proxy. ``user:password@`` in the proxy URL becomes ``Proxy-Authorization`` and never
+``NO_PROXY`` exceptions; a server on this machine (``localhost``, a loopback address) never goes through
+one. An https endpoint is reached through a CONNECT tunnel, an http one by sending the absolute URL to
+the proxy. ``user:password@`` in the proxy URL becomes ``Proxy-Authorization`` and never
 appears in messages.
 
 Timeouts: ``timeout`` bounds connecting and every wait on the server (the first token included), not
@@ -95,10 +96,19 @@ def chat_completions_url(endpoint: str) -> Tuple[str, str, int, str, str, str]:
     shown_host = f"[{host}]" if ":" in host else host
     explicit_port = f":{parts.port}" if parts.port else ""
     base_url = f"{scheme}://{shown_host}{explicit_port}{path}"
-    userinfo = ""
-    if parts.username is not None:
-        userinfo = urllib.parse.unquote(parts.username) + ":" + urllib.parse.unquote(parts.password or "")
-    return scheme, host, port, request_path, base_url, userinfo
+    return scheme, host, port, request_path, base_url, _userinfo(parts)
+
+
+def _userinfo(parts: urllib.parse.SplitResult) -> str:
+    """``user:password`` of a URL, percent-decoded, or ``""`` when it has none."""
+    if parts.username is None:
+        return ""
+    return urllib.parse.unquote(parts.username) + ":" + urllib.parse.unquote(parts.password or "")
+
+
+def _basic_auth(userinfo: str) -> str:
+    """The value of an ``Authorization`` / ``Proxy-Authorization`` header for ``user:password``."""
+    return "Basic " + base64.b64encode(userinfo.encode("utf-8")).decode("ascii")
 
 
 Proxy = Tuple[str, int, Dict[str, str]]
@@ -127,11 +137,8 @@ def proxy_for(scheme: str, host: str) -> Optional[Proxy]:
     if not proxy_host or parts.scheme.lower() != "http":
         raise InvalidArgumentError(f"the {scheme} proxy of the environment must be an http://host:port URL, "
                                    f"got {_safe(url)!r}")
-    headers = {}
-    if parts.username is not None:
-        userinfo = urllib.parse.unquote(parts.username) + ":" + urllib.parse.unquote(parts.password or "")
-        headers["Proxy-Authorization"] = "Basic " + base64.b64encode(userinfo.encode("utf-8")).decode("ascii")
-    return proxy_host, proxy_port, headers
+    userinfo = _userinfo(parts)
+    return proxy_host, proxy_port, {"Proxy-Authorization": _basic_auth(userinfo)} if userinfo else {}
 
 
 def _safe(endpoint: str) -> str:
@@ -291,15 +298,16 @@ class RemoteEngine(Engine):
                                            "(copied with extra text?); give the key alone")
             self._auth = "Bearer " + api_key
         elif userinfo:
-            self._auth = "Basic " + base64.b64encode(userinfo.encode("utf-8")).decode("ascii")
+            self._auth = _basic_auth(userinfo)
         self._host_label = (f"[{self._host}]" if ":" in self._host else self._host) + f":{self._port}"
         self._proxy = proxy_for(self._scheme, self._host)
         self._target = self._path
         #: where a connection goes, for messages about reaching it
-        #: what must never appear in a message: the key, the authorization and proxy headers' values
-        password = userinfo.split(":", 1)[1] if ":" in userinfo else ""
-        self._secrets = tuple(x for x in (api_key, userinfo, password, self._auth,
-                                          *(self._proxy[2].values() if self._proxy else ())) if x and len(x) >= 4)
+        #: what must never appear in a message: the endpoint's user:password and password, and the
+        #: credential of each authorization header (the API key itself for a Bearer token)
+        headers = [self._auth, *(self._proxy[2].values() if self._proxy else ())]
+        credentials = [value.split(" ", 1)[1] for value in headers if value]
+        self._secrets = tuple(x for x in (userinfo, userinfo.partition(":")[2], *credentials) if len(x) >= 4)
         self._where = self._host_label + (f" (through the proxy {self._proxy[0]}:{self._proxy[1]})"
                                           if self._proxy else "")
         if self._proxy and self._scheme == "http":  # a plain-HTTP proxy takes the absolute URL
