@@ -8,7 +8,6 @@ import sys
 from typing import List
 
 from ..core.chip_plan import ChipSettings
-from ..core.errors import InvalidArgumentError
 from ..core.interface import Task, check_question
 from ..core.normalise import Modality
 from ..core.prompts import VisualPrompt
@@ -66,14 +65,14 @@ def _prompts(args) -> List[VisualPrompt]:
 
 
 def run(args: argparse.Namespace) -> dict:
+    from ..geo.outputs import check_output
     from ..jobs.ask import ask_raster
 
     prompts = _prompts(args)
     task = Task(args.task) if args.task else (
         Task.RELATION if len(prompts) > 1 else Task.REGION_CAPTIONING if prompts else Task.CAPTIONING)
     check_question(task, args.instruction, len(prompts))  # before a model is loaded
-    if not args.out.lower().endswith((".gpkg", ".shp")):
-        raise InvalidArgumentError(f"--out must end in .gpkg or .shp, got {args.out!r}")
+    check_output(args.out)
     settings = ChipSettings(context=args.context, max_pixels=args.max_pixels, min_size=args.min_size)
     prompt_crs = parse_crs(args.crs) if args.crs else None
     out_crs = parse_crs(args.out_crs) if args.out_crs else None
@@ -91,6 +90,12 @@ def run(args: argparse.Namespace) -> dict:
         engine.close()
     sys.stderr.write("\n")
     report = result.report
+    if report.escaped_fields:
+        print(f"NUL characters or lone surrogates in {', '.join(report.escaped_fields)} were written as \\uXXXX.",
+              file=sys.stderr)
+    if report.trimmed_fields:
+        print(f"A shapefile cannot keep spaces at the ends of a text: they were dropped from "
+              f"{', '.join(report.trimmed_fields)} (a GeoPackage keeps them).", file=sys.stderr)
     if report.split_fields:
         print(f"Shapefile text longer than 254 characters was split over continuation fields: "
               f"{', '.join(report.split_fields)} (answer, answer_2, ...).", file=sys.stderr)

@@ -42,7 +42,8 @@ def run(args: argparse.Namespace) -> dict:
     """Check everything that can be checked (phrase, output, raster, extent, tiling) before loading a
     model, then search; progress on stderr, the summary returned for stdout."""
     from ..geo.raster import RasterSource
-    from ..jobs.find import check_output, find_objects, plan_find_tiles
+    from ..geo.outputs import check_output
+    from ..jobs.find import find_objects, plan_find_tiles
 
     check_question(Task.GROUNDING, args.phrase, 0)
     check_output(args.out)
@@ -62,6 +63,11 @@ def run(args: argparse.Namespace) -> dict:
     finally:
         engine.close()
     files = result.report.files if result.report else []
+    if result.report and result.report.escaped_fields:
+        print(f"NUL characters or lone surrogates in {', '.join(result.report.escaped_fields)} were written as "
+              "\\uXXXX.", file=sys.stderr)
+    if result.interrupted:
+        print(f"Interrupted after {result.tiles_done} of {result.tiles_total} tile(s).", file=sys.stderr)
     print(f"Wrote {len(result.record.answers)} tile answer(s) and {len(result.detections)} detection(s) "
           f"(merged from {result.candidates}) to {', '.join(files) or 'nothing'}.", file=sys.stderr)
     return {
@@ -72,6 +78,7 @@ def run(args: argparse.Namespace) -> dict:
         "labels": dict(Counter(d.label for d in result.detections)),
         "ground_resolution_m": list(result.ground_resolution) if result.ground_resolution else None,
         "cancelled": result.cancelled,
+        "interrupted": result.interrupted,
         "timings": {k: round(v, 4) for k, v in result.timings.items()},
         "files": files,
     }

@@ -1,7 +1,7 @@
 """Command line: ``python -m model_backend locate|ask|find ...``.
 
 Prints JSON on stdout (``ask`` and ``find`` stream the answer and progress on stderr). Any bad input
-exits with status 2 and one line on stderr. A command is one module of this package with
+exits with status 2 and one line on stderr; Ctrl-C with status 130 (``find`` first writes what it did). A command is one module of this package with
 ``add_parser(sub)`` and ``run(args) -> dict``, listed in ``COMMANDS``.
 """
 
@@ -11,7 +11,7 @@ import json
 import sys
 from typing import List, Optional
 
-from ..core.errors import EXIT_USAGE, EarthGPTXError
+from ..core.errors import EXIT_INTERRUPTED, EXIT_USAGE, EarthGPTXError
 from . import ask, find, locate
 from .parser import Parser
 
@@ -33,6 +33,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except EarthGPTXError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     json.dump(result, sys.stdout, indent=2)
     sys.stdout.write("\n")
-    return 0
+    return EXIT_INTERRUPTED if result.get("interrupted") else 0

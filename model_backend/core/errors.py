@@ -7,6 +7,8 @@ user-facing message; the command line prints it on stderr and exits with ``EXIT_
 from __future__ import annotations
 
 EXIT_USAGE = 2
+#: Ctrl-C, as shells report SIGINT
+EXIT_INTERRUPTED = 130
 
 
 class EarthGPTXError(Exception):
@@ -56,3 +58,12 @@ class InsufficientMemoryError(EarthGPTXError):
 
 class WorkerError(EarthGPTXError):
     """The worker process died, was killed, or broke the protocol."""
+
+
+class OutputError(EarthGPTXError):
+    """The output cannot be written: a folder that is read-only or full, a file of another kind, a layer
+    or file that is not ours. Nothing of the output was changed."""
+
+
+class OutputBusyError(OutputError):
+    """Another program kept the output locked for longer than the bounded wait."""

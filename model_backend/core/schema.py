@@ -9,9 +9,10 @@ Shapefile fields hold at most 254 bytes of text and names of at most 10 characte
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime, timezone
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 SHAPEFILE_TEXT_LIMIT = 254
 LAYERS = ("prompts", "answers", "detections")
@@ -115,3 +116,53 @@ def from_shapefile(props: Dict[str, object]) -> Dict[str, object]:
             else:
                 out[long_names.get(short, short)] = props[short]
     return out
+
+
+#: characters a GeoPackage or shapefile cannot hold as text (NUL ends a string in GDAL, a lone surrogate
+#: has no UTF-8 form), written as the escape ``\uXXXX`` instead
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def escape_unstorable(props: Dict[str, object]) -> Tuple[Dict[str, object], List[str]]:
+    """``props`` with NUL and lone surrogates in text written as ``\\uXXXX``, and the names of the fields
+    that were changed (reported to the user: never a silent change)."""
+    out, changed = dict(props), []
+    for key, value in props.items():
+        if isinstance(value, str) and _UNSTORABLE.search(value):
+            out[key] = _UNSTORABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", value)
+            changed.append(key)
+    return out, changed
+
+
+def trim_for_shapefile(row: Dict[str, object]) -> Tuple[Dict[str, object], List[str]]:
+    """``row`` with spaces at both ends of its text removed (a shapefile cannot keep them: GDAL strips
+    them when it reads), and the names of the fields that had some (reported, never silent)."""
+    out, trimmed = dict(row), []
+    for key, value in row.items():
+        if isinstance(value, str) and value != value.strip(" "):
+            out[key] = value.strip(" ")
+            trimmed.append(key)
+    return out, trimmed
+
+
+#: the DBF format's limits: fields per record and bytes per record; widest field of each kind, bytes
+DBF_MAX_FIELDS = 255
+DBF_MAX_RECORD = 65535
+_DBF_WIDTH = {"str": SHAPEFILE_TEXT_LIMIT, "int": 18, "float": 24}
+
+
+def shapefile_refusal(name: str, rows: Sequence[Dict[str, object]], parts: Dict[str, int]) -> Optional[str]:
+    """Why ``rows`` of schema layer ``name`` (shapefile field names), with text continued over ``parts``,
+    cannot be stored exactly in a shapefile, or ``None``: too many fields or bytes for DBF, or a text
+    piece that starts or ends with a space (GDAL strips those when it reads)."""
+    extra = sum(n - 1 for n in parts.values())
+    fields = len(FIELDS[name]) + extra
+    size = sum(_DBF_WIDTH[kind] for _, kind in FIELDS[name]) + SHAPEFILE_TEXT_LIMIT * extra
+    if fields > DBF_MAX_FIELDS or size > DBF_MAX_RECORD:
+        return "a text is too long for a shapefile (more than about 60 KB)"
+    for row in rows:
+        for key, value in row.items():
+            if isinstance(value, str) and value:
+                if any(piece != piece.strip(" ") for piece in utf8_chunks(value, SHAPEFILE_TEXT_LIMIT)):
+                    return f"the field {key!r} has a run of spaces a shapefile cannot keep"
+    return None

@@ -1,35 +1,48 @@
 """Georeferenced outputs of questions (DESIGN §4): ``prompts``, ``answers`` and ``detections``
 written to a GeoPackage or to ESRI shapefiles (headless side: fiona, shapely).
 
-- GeoPackage: one file, three layers, full text.
-- Shapefile: one file per layer and geometry type (``NAME_prompts_point.shp``, ``NAME_answers.shp``,
+- GeoPackage: one file, three layers, full text. An append adds the features in one transaction on the
+  existing file (``core.gpkg``): nothing else in it is touched, a kill loses only that append, and
+  parallel writers wait for each other (``OutputBusyError`` after ``timeout_s``).
+- Shapefile: one set per layer and geometry type (``NAME_prompts_point.shp``, ``NAME_answers.shp``,
   ``NAME_detections.shp``, ...; a shapefile holds one geometry type), field names cut to 10
-  characters by ``SHAPEFILE_NAMES``, and text longer than 254 characters split over continuation
-  fields ``answer``, ``answer_2``, ... so nothing is truncated (``split_fields`` reports it).
+  characters by ``SHAPEFILE_NAMES``, and text longer than 254 bytes split over continuation fields
+  ``answer``, ``answer_2``, ... (``split_fields`` reports it). The output owns exactly the sets it wrote
+  and replaces them as a set (``core.shapefile_sets``). Spaces at the ends of a text, which DBF cannot
+  keep, are dropped and reported (``trimmed_fields``); text it cannot keep otherwise (a run of spaces
+  longer than a field, more than ~60 KB) is refused before anything is written.
 
-Writing appends without losing anything: the existing output is read, the new features added, and the
-whole written to temporary files that replace the old ones only once complete.
+NUL characters and lone surrogates in text are written as ``\\uXXXX`` (``escaped_fields`` reports it).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
+import sqlite3
 import tempfile
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 import fiona
+import shapely
 from fiona.crs import CRS as FionaCRS
 from pyproj import CRS
+from pyproj.enums import WktVersion
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import transform as shapely_transform
 
-from ..core.errors import InvalidArgumentError
-from ..core.schema import (FIELDS, LAYERS, SHAPEFILE_NAMES, SHAPEFILE_TEXT_LIMIT, complete, from_shapefile, part_name,
-                           split_text, text_parts, to_shapefile)
+from ..core import gpkg
+from ..core.errors import InvalidArgumentError, OutputError
+from ..core.schema import (FIELDS, LAYERS, SHAPEFILE_NAMES, SHAPEFILE_TEXT_LIMIT, complete, escape_unstorable,
+                           from_shapefile, part_name, shapefile_refusal, split_text, text_parts, to_shapefile,
+                           trim_for_shapefile)
+from ..core.shapefile_sets import ShapefileSets, remove_stale_temporary
 from .crs import transformer
+
+#: bytes written by the probe that checks an output folder before the work
+PROBE_BYTES = 1 << 20
+BUSY_TIMEOUT_S = 30.0
 
 
 @dataclass
@@ -53,74 +66,172 @@ class QuestionRecord:
 
 @dataclass
 class WriteReport:
+    """``written``: features added per layer; ``files``: the GeoPackage or each set's ``.shp``;
+    ``split_fields``: shapefile text continued over ``NAME_2``, ...; ``escaped_fields``: fields whose NUL or
+    lone surrogates were written as ``\\uXXXX``; ``trimmed_fields``: shapefile fields (new values) whose
+    spaces at the ends were dropped, which a shapefile cannot keep."""
+
     written: Dict[str, int]
     files: List[str]
     split_fields: List[str]
+    escaped_fields: List[str] = field(default_factory=list)
+    trimmed_fields: List[str] = field(default_factory=list)
 
 
-def write_record(path: str, record: QuestionRecord) -> WriteReport:
-    """Append ``record`` to the GeoPackage or shapefile set ``path`` (created when missing)."""
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in (".gpkg", ".shp"):
-        raise InvalidArgumentError(f"the output must end in .gpkg or .shp, got {path!r}")
+def check_output(path: str) -> None:
+    """Refuse, before any work, an output that ``write_record`` would refuse: another extension, a
+    missing, read-only or full folder (a small probe file is written and removed), a folder in the
+    file's place, an existing file that is not a GeoPackage or layers and shapefiles that are not ours."""
+    _check_path(path)
     folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise InvalidArgumentError(f"the output folder {folder} does not exist")
-    layers = {name: read_layer(path, name) for name in LAYERS}
-    crs = _existing_crs(path) or record.crs
-    to_out = transformer(record.crs, crs)
-    for name in LAYERS:
-        layers[name] += [Feature(shapely_transform(lambda x, y, z=None: to_out(x, y), f.geometry), f.properties)
-                         for f in record.layer(name)]
-    tmp = tempfile.mkdtemp(prefix=".earthgptx-", dir=folder)
     try:
-        if ext == ".gpkg":
-            files, split = _write_gpkg(os.path.join(tmp, os.path.basename(path)), layers, crs), []
-        else:
-            files, split = _write_shapefiles(tmp, _stem(path), layers, crs)
-        final = [os.path.join(folder, os.path.basename(f)) for f in files]
-        for src, dst in zip(files, final):
-            os.replace(src, dst)
-        if ext == ".shp":
-            _remove_stale_shapefiles(path, keep=final)
+        fd, probe = tempfile.mkstemp(prefix=".earthgptx-probe-", dir=folder)
+    except OSError as error:
+        raise OutputError(f"cannot write in the output folder {folder}: {error.strerror}") from error
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(b"\0" * PROBE_BYTES)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as error:
+        raise OutputError(f"cannot write in the output folder {folder}: {error.strerror}") from error
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    written = {name: len(record.layer(name)) for name in LAYERS}
-    return WriteReport(written=written, files=sorted({f for f in final if not f.endswith((".shx", ".dbf", ".prj", ".cpg"))}),
-                       split_fields=split)
+        os.remove(probe)
+    if path.lower().endswith(".gpkg"):
+        if os.path.exists(path):
+            gpkg.recover(path)
+            _check_gpkg(path)
+    else:
+        with ShapefileSets(path, legacy=_is_legacy_set, timeout_s=BUSY_TIMEOUT_S) as sets:
+            sets.check_free(sets.candidates())
+
+
+def write_record(path: str, record: QuestionRecord, timeout_s: float = BUSY_TIMEOUT_S) -> WriteReport:
+    """Append ``record`` to the GeoPackage or shapefile output ``path`` (created when missing)."""
+    _check_path(path)
+    escaped: List[str] = []
+    storable = QuestionRecord(crs=record.crs)
+    for name in LAYERS:
+        for f in record.layer(name):
+            props, changed = escape_unstorable(complete(name, f.properties))
+            storable.layer(name).append(Feature(f.geometry, props))
+            escaped += [k for k in changed if k not in escaped]
+    record = storable
+    remove_stale_temporary(os.path.dirname(os.path.abspath(path)))
+    if path.lower().endswith(".gpkg"):
+        files, split, trimmed = _append_gpkg(path, record, timeout_s), [], []
+    else:
+        files, split, trimmed = _append_shapefiles(path, record, timeout_s)
+    return WriteReport(written={name: len(record.layer(name)) for name in LAYERS}, files=files,
+                       split_fields=split, escaped_fields=escaped, trimmed_fields=trimmed)
 
 
 def read_layer(path: str, name: str) -> List[Feature]:
     """Features of layer ``name`` in an existing output (empty when there is none), with shapefile
     names and continuation fields mapped back to the full schema."""
+    if path.lower().endswith(".gpkg"):
+        gpkg.recover(path)
+        if not os.path.exists(path) or name not in fiona.listlayers(path):
+            return []
+        with fiona.open(path, layer=name) as src:
+            return [Feature(shape(f["geometry"]), dict(f["properties"])) for f in src]
+    with ShapefileSets(path, legacy=_is_legacy_set) as sets:
+        return _read_sets(sets.folder, [b for b in sets.owned() if sets.layer_of(b) == name])
+
+
+def _check_path(path: str) -> None:
+    if os.path.splitext(path)[1].lower() not in (".gpkg", ".shp"):
+        raise InvalidArgumentError(f"the output must end in .gpkg or .shp, got {path!r}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise InvalidArgumentError(f"the output folder {folder} does not exist")
+    if os.path.isdir(path):
+        raise InvalidArgumentError(f"the output {path} is a folder, not a file")
+
+
+def _check_gpkg(path: str) -> None:
+    """Refuse an existing ``path`` that is not a GeoPackage, or whose layers of our names are not ours."""
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(len(gpkg.SQLITE_MAGIC))
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except (OSError, sqlite3.Error) as error:
+        raise OutputError(f"cannot read the output {path}: {error}") from error
+    try:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")} if magic == gpkg.SQLITE_MAGIC else None
+        if tables is None or (tables and "gpkg_contents" not in tables):
+            raise OutputError(f"{path} exists and is not a GeoPackage: write to another file")
+        for name in LAYERS:
+            if name in tables:
+                columns = {row[1] for row in db.execute(f'PRAGMA table_info("{name}")')}
+                missing = [key for key, _ in FIELDS[name] if key not in columns]
+                if missing:
+                    raise OutputError(f"the layer {name!r} of {path} was not written by EarthGPT-X (no field "
+                                      f"{missing[0]!r}): write to another GeoPackage")
+    except sqlite3.Error as error:
+        raise OutputError(f"{path} exists and is not a GeoPackage ({error}): write to another file") from error
+    finally:
+        db.close()
+
+
+def _spatial_ref(crs: CRS) -> gpkg.SpatialRef:
+    authority = crs.to_authority(min_confidence=100)
+    wkt = crs.to_wkt(WktVersion.WKT1_GDAL) or crs.to_wkt()
+    return gpkg.SpatialRef(name=crs.name, wkt=wkt, authority=authority[0] if authority else None,
+                           code=int(authority[1]) if authority and authority[1].isdigit() else None)
+
+
+def _to(crs: CRS, target: CRS, geometry: BaseGeometry) -> BaseGeometry:
+    if crs == target:
+        return geometry
+    to_out = transformer(crs, target)
+    return shapely_transform(lambda x, y, z=None: to_out(x, y), geometry)
+
+
+def _append_gpkg(path: str, record: QuestionRecord, timeout_s: float) -> List[str]:
+    with gpkg.appending(path, timeout_s) as out:
+        for name in LAYERS:
+            existing = out.layer_crs(name)
+            target = CRS.from_wkt(existing) if existing else record.crs
+            out.ensure_layer(name, FIELDS[name], _spatial_ref(target))
+            rows = []
+            for f in record.layer(name):
+                geometry = _to(record.crs, target, f.geometry)
+                rows.append(gpkg.Row(shapely.to_wkb(geometry, byte_order=1, output_dimension=2),
+                                     None if geometry.is_empty else geometry.bounds, f.properties))
+            out.insert(name, rows)
+    return [path]
+
+
+def _is_legacy_set(shp: str, layer: str) -> bool:
+    """True when ``shp`` (a set named like ours, written before sets were listed) has exactly the fields
+    of schema layer ``layer``."""
+    if layer not in FIELDS:
+        return False
+    try:
+        with fiona.open(shp) as src:
+            names = set(src.schema["properties"])
+    except fiona.errors.FionaError:
+        return False
+    ours = {SHAPEFILE_NAMES.get(k, k): kind for k, kind in FIELDS[layer]}
+    continued = {part_name(s, k) for s, kind in ours.items() if kind == "str" for k in range(1, 300)}
+    return set(ours) <= names and names <= set(ours) | continued
+
+
+def _read_sets(folder: str, bases: List[str]) -> List[Feature]:
     out: List[Feature] = []
-    for file, layer in _sources(path, name):
-        with fiona.open(file, layer=layer) as src:
-            for f in src:
-                props = dict(f["properties"])
-                out.append(Feature(shape(f["geometry"]), from_shapefile(props) if layer is None else props))
+    for base in bases:
+        with fiona.open(os.path.join(folder, base + ".shp")) as src:
+            out += [Feature(shape(f["geometry"]), from_shapefile(dict(f["properties"]))) for f in src]
     return out
 
 
-def _sources(path: str, name: str) -> List[Tuple[str, Optional[str]]]:
-    if path.lower().endswith(".gpkg"):
-        return [(path, name)] if os.path.exists(path) and name in fiona.listlayers(path) else []
-    folder, stem = os.path.dirname(os.path.abspath(path)), _stem(path)
-    return [(os.path.join(folder, f), None) for f in sorted(os.listdir(folder))
-            if f.startswith(f"{stem}_{name}") and f.endswith(".shp")]
-
-
-def _existing_crs(path: str) -> Optional[CRS]:
-    for name in LAYERS:
-        for file, layer in _sources(path, name):
-            with fiona.open(file, layer=layer) as src:
-                if src.crs_wkt:
-                    return CRS.from_wkt(src.crs_wkt)
+def _existing_crs(folder: str, bases: List[str]) -> Optional[CRS]:
+    for base in bases:
+        with fiona.open(os.path.join(folder, base + ".shp")) as src:
+            if src.crs_wkt:
+                return CRS.from_wkt(src.crs_wkt)
     return None
-
-
-def _stem(path: str) -> str:
-    return os.path.splitext(os.path.basename(path))[0]
 
 
 def _geometry_family(geom: BaseGeometry) -> str:
@@ -128,55 +239,64 @@ def _geometry_family(geom: BaseGeometry) -> str:
         geom.geom_type, "polygon")
 
 
-def _write_gpkg(file: str, layers: Dict[str, List[Feature]], crs: CRS) -> List[str]:
-    for name in LAYERS:
-        schema = {"geometry": "Unknown", "properties": dict(FIELDS[name])}
-        with fiona.open(file, "w", driver="GPKG", layer=name, schema=schema, crs=FionaCRS.from_wkt(crs.to_wkt())) as dst:
-            dst.writerecords({"geometry": mapping(f.geometry), "properties": complete(name, f.properties)}
-                             for f in layers[name])
-    return [file]
+def _append_shapefiles(path: str, record: QuestionRecord, timeout_s: float) -> Tuple[List[str], List[str], List[str]]:
+    """Read the sets this output owns, add ``record``, write every set beside and swap them in. Returns
+    the ``.shp`` files, the text fields continued and the fields whose new values lost end spaces."""
+    with ShapefileSets(path, legacy=_is_legacy_set, timeout_s=timeout_s) as sets:
+        owned = sets.owned()
+        crs = _existing_crs(sets.folder, owned) or record.crs
+        plan: List[Tuple[str, str, List[Feature], List[Dict[str, object]], Dict[str, int]]] = []
+        split: List[str] = []
+        trimmed: List[str] = []
+        new: set = set()
+        for name in LAYERS:
+            feats = _read_sets(sets.folder, [b for b in owned if sets.layer_of(b) == name])
+            added = [Feature(_to(record.crs, crs, f.geometry), f.properties) for f in record.layer(name)]
+            feats += added
+            new.update(id(f) for f in added)
+            groups: Dict[str, List[Feature]] = {}
+            for f in feats:
+                groups.setdefault(_geometry_family(f.geometry), []).append(f)
+            single = len(groups) == 1 and name != "prompts"
+            for family, members in groups.items():
+                base = f"{sets.stem}_{name}" if single else f"{sets.stem}_{name}_{family}"
+                props = []
+                for f in members:
+                    row, cut = trim_for_shapefile(to_shapefile(complete(name, f.properties)))
+                    props.append(row)
+                    trimmed += [k for k in cut if k not in trimmed and id(f) in new]
+                parts = text_parts(props)
+                refusal = shapefile_refusal(name, props, parts)
+                if refusal:
+                    raise OutputError(f"cannot write {base}.shp: {refusal}; write a GeoPackage (.gpkg) instead. "
+                                      "Nothing was written")
+                split += [k for k, n in parts.items() if n > 1 and k not in split]
+                plan.append((base, family, members, props, parts))
+        sets.check_free([base for base, *_ in plan])
+        for base, family, members, props, parts in plan:
+            _write_set(os.path.join(sets.staging(), base + ".shp"), _schema(sets.layer_of(base), parts, family),
+                       crs, members, [split_text(p, parts) for p in props])
+        return sets.commit([base for base, *_ in plan]), split, trimmed
 
 
-def _write_shapefiles(tmp: str, stem: str, layers: Dict[str, List[Feature]], crs: CRS) -> Tuple[List[str], List[str]]:
-    files: List[str] = []
-    split: List[str] = []
-    for name in LAYERS:
-        groups: Dict[str, List[Feature]] = {}
-        for f in layers[name]:
-            groups.setdefault(_geometry_family(f.geometry), []).append(f)
-        single = len(groups) == 1 and name != "prompts"
-        for fam, feats in groups.items():
-            props = [to_shapefile(complete(name, f.properties)) for f in feats]
-            parts = text_parts(props)
-            split += [k for k, n in parts.items() if n > 1 and k not in split]
-            schema_props = {}
-            for key, kind in FIELDS[name]:
-                short = SHAPEFILE_NAMES.get(key, key)
-                if kind == "str":
-                    for k in range(parts.get(short, 1)):
-                        schema_props[part_name(short, k)] = f"str:{SHAPEFILE_TEXT_LIMIT}"
-                else:
-                    schema_props[short] = kind
-            base = f"{stem}_{name}" if single else f"{stem}_{name}_{fam}"
-            geom_type = {"point": "Point", "line": "LineString", "polygon": "Polygon"}[fam]
-            file = os.path.join(tmp, base + ".shp")
-            with fiona.open(file, "w", driver="ESRI Shapefile", schema={"geometry": geom_type, "properties": schema_props},
-                            crs=FionaCRS.from_wkt(crs.to_wkt()), encoding="utf-8") as dst:
-                for f, p in zip(feats, props):
-                    dst.write({"geometry": mapping(f.geometry), "properties": split_text(p, parts)})
-            files += [os.path.join(tmp, base + e) for e in (".shp", ".shx", ".dbf", ".prj", ".cpg")
-                      if os.path.exists(os.path.join(tmp, base + e))]
-    return files, split
+def _schema(layer: str, parts: Dict[str, int], family: str) -> dict:
+    """The fiona schema of one set of schema layer ``layer``, text continued over ``parts`` fields."""
+    props = {}
+    for key, kind in FIELDS[layer]:
+        short = SHAPEFILE_NAMES.get(key, key)
+        if kind == "str":
+            for k in range(parts.get(short, 1)):
+                props[part_name(short, k)] = f"str:{SHAPEFILE_TEXT_LIMIT}"
+        else:
+            props[short] = kind
+    return {"geometry": {"point": "Point", "line": "LineString", "polygon": "Polygon"}[family], "properties": props}
 
 
-def _remove_stale_shapefiles(path: str, keep: List[str]) -> None:
-    """Shapefile sets of this output that the new write does not contain any more (a layer that
-    changed from one geometry type to several)."""
-    keep_bases = {os.path.splitext(k)[0] for k in keep}
-    for name in LAYERS:
-        for file, _ in _sources(path, name):
-            base = os.path.splitext(file)[0]
-            if base not in keep_bases:
-                for e in (".shp", ".shx", ".dbf", ".prj", ".cpg"):
-                    if os.path.exists(base + e):
-                        os.remove(base + e)
+def _write_set(file: str, schema: dict, crs: CRS, feats: List[Feature], props: List[Dict[str, object]]) -> None:
+    try:
+        with fiona.open(file, "w", driver="ESRI Shapefile", schema=schema, crs=FionaCRS.from_wkt(crs.to_wkt()),
+                        encoding="utf-8") as dst:
+            for f, p in zip(feats, props):
+                dst.write({"geometry": mapping(f.geometry), "properties": p})
+    except (OSError, fiona.errors.FionaError) as error:
+        raise OutputError(f"cannot write {os.path.basename(file)}: {error}; nothing was replaced") from error

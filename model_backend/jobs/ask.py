@@ -17,7 +17,7 @@ from ..core.schema import new_id, utc_now
 from ..geo.crs import crs_label, transformer
 from ..geo.geometry import prompt_geometry
 from ..geo.locate import chip_shape_to_crs, locate_prompts, read_scene
-from ..geo.outputs import Feature, QuestionRecord, WriteReport, write_record
+from ..geo.outputs import Feature, QuestionRecord, WriteReport, check_output, write_record
 from ..geo.raster import RasterSource
 from ..models.engine import Engine, TextCallback
 
@@ -42,6 +42,8 @@ def ask_raster(raster: str, prompts: Sequence[VisualPrompt], prompt_crs: Optiona
     Output geometries are in ``out_crs`` (default: the raster's CRS, or the output's own when
     appending).
     """
+    if out:
+        check_output(out)
     with RasterSource(raster) as source:
         crs = prompt_crs or source.crs
         if prompts:

@@ -45,7 +45,7 @@ from ..core.tiling import (DEFAULT_OVERLAP, DEFAULT_TILE, Tile, TileGrid, area_w
                            scale_for_resolution)
 from ..geo.crs import transformer
 from ..geo.geometry import prompt_geometry
-from ..geo.outputs import Feature, QuestionRecord, WriteReport, write_record
+from ..geo.outputs import Feature, QuestionRecord, WriteReport, check_output, write_record
 from ..geo.raster import RasterSource
 from ..models.engine import Engine
 
@@ -82,7 +82,8 @@ class FindResult:
     metres per chip pixel along columns and rows at the area's centre (None for a CRS without an
     ellipsoid). timings: seconds, ``read_s`` (time spent waiting for pixel reads and normalisation,
     which run one tile ahead while the model answers), ``model_s`` (engine calls), ``nms_s``
-    (merging), ``other_s`` (planning, mapping, writing), ``total_s``.
+    (merging), ``other_s`` (planning, mapping, writing), ``total_s``. interrupted: stopped by Ctrl-C
+    (``cancelled`` too); what was done before is in the output all the same.
     """
 
     detections: List[Detection]
@@ -95,6 +96,7 @@ class FindResult:
     record: QuestionRecord
     report: Optional[WriteReport]
     timings: Dict[str, float] = field(default_factory=dict)
+    interrupted: bool = False
 
 
 def plan_find_tiles(source: RasterSource, resolution: Optional[float] = None, extent: Optional[Bounds] = None,
@@ -138,7 +140,7 @@ def find_objects(raster: str, phrase: str, engine: Engine, resolution: Optional[
         check_output(out)
     read_s = model_s = 0.0
     candidates: List[Detection] = []
-    cancelled = False
+    cancelled = interrupted = False
     skipped = done = 0
     with contextlib.ExitStack() as stack, RasterSource(raster) as source:
         grid, ground = plan_find_tiles(source, resolution, extent, extent_crs, tile, overlap)
@@ -146,29 +148,32 @@ def find_objects(raster: str, phrase: str, engine: Engine, resolution: Optional[
         record = QuestionRecord(crs=source.crs)
         question_id = new_id()
         total = len(grid)
-        for t, chip, waited in _read_ahead(source, grid, modality, bands):
-            if cancel is not None and cancel.is_set():
-                cancelled = True
-                break
-            read_s += waited
-            if chip is None:
-                skipped, done = skipped + 1, done + 1
-                on_progress(done, total, f"tile {t.index + 1} of {total}: no data, skipped")
-                continue
-            t1 = time.perf_counter()
-            request = AskRequest(chip.image, phrase, task=Task.GROUNDING, modality=chip.modality,
-                                 max_new_tokens=max_new_tokens)
-            answer = engine.ask(request, cancel=cancel)
-            model_s += time.perf_counter() - t1
-            if answer.meta.finish_reason == "cancelled":
-                cancelled = True
-                break
-            answer_id = new_id()
-            record.answers.append(_answer_feature(raster, chip, phrase, answer, question_id, answer_id))
-            candidates += [_detection(chip, region, t.index, rank, answer_id)
-                           for rank, region in enumerate(answer.regions, start=1)]
-            done += 1
-            on_progress(done, total, f"tile {t.index + 1} of {total}: {len(answer.regions)} region(s)")
+        try:  # Ctrl-C stops after what is done, which is still merged and written
+            for t, chip, waited in _read_ahead(source, grid, modality, bands):
+                if cancel is not None and cancel.is_set():
+                    cancelled = True
+                    break
+                read_s += waited
+                if chip is None:
+                    skipped, done = skipped + 1, done + 1
+                    on_progress(done, total, f"tile {t.index + 1} of {total}: no data, skipped")
+                    continue
+                t1 = time.perf_counter()
+                request = AskRequest(chip.image, phrase, task=Task.GROUNDING, modality=chip.modality,
+                                     max_new_tokens=max_new_tokens)
+                answer = engine.ask(request, cancel=cancel)
+                model_s += time.perf_counter() - t1
+                if answer.meta.finish_reason == "cancelled":
+                    cancelled = True
+                    break
+                answer_id = new_id()
+                record.answers.append(_answer_feature(raster, chip, phrase, answer, question_id, answer_id))
+                candidates += [_detection(chip, region, t.index, rank, answer_id)
+                               for rank, region in enumerate(answer.regions, start=1)]
+                done += 1
+                on_progress(done, total, f"tile {t.index + 1} of {total}: {len(answer.regions)} region(s)")
+        except KeyboardInterrupt:
+            cancelled = interrupted = True
     t_nms = time.perf_counter()
     keep = merge_detections(np.array([d.quad for d in candidates]).reshape(-1, 4, 2),
                             [d.label for d in candidates])
@@ -180,7 +185,8 @@ def find_objects(raster: str, phrase: str, engine: Engine, resolution: Optional[
     total_s = time.perf_counter() - t_start
     timings = {"read_s": read_s, "model_s": model_s, "nms_s": nms_s,
                "other_s": total_s - read_s - model_s - nms_s, "total_s": total_s}
-    return FindResult(detections, len(candidates), total, done, skipped, ground, cancelled, record, report, timings)
+    return FindResult(detections, len(candidates), total, done, skipped, ground, cancelled, record, report, timings,
+                      interrupted)
 
 
 def _read_ahead(source: RasterSource, grid: TileGrid, modality: Optional[Modality],
@@ -207,15 +213,6 @@ def _read_ahead(source: RasterSource, grid: TileGrid, modality: Optional[Modalit
             pending = pool.submit(read, following) if following is not None else None
             yield current, chip, waited
             current = following
-
-
-def check_output(out: str) -> None:
-    """Refuse an output that ``write_record`` would refuse, before any tile is read."""
-    if not out.lower().endswith((".gpkg", ".shp")):
-        raise InvalidArgumentError(f"the output must end in .gpkg or .shp, got {out!r}")
-    folder = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(folder):
-        raise InvalidArgumentError(f"the output folder {folder} does not exist")
 
 
 def _block_cache(raster: str, grid: TileGrid) -> ContextManager:

@@ -263,3 +263,28 @@ def test_find_bad_input_exits_2_before_loading_a_model(tmp_path, args, message):
 def test_find_on_a_missing_raster_exits_2(tmp_path):
     r = run("find", str(tmp_path / "none.tif"), "ships", "--out", str(tmp_path / "o.gpkg"))
     assert r.returncode == 2 and "no such file" in r.stderr
+
+
+def test_ctrl_c_writes_the_tiles_already_answered(tmp_path):
+    """A real SIGINT to a running ``find``: it exits 130 and the output holds every tile answered."""
+    import signal
+    import time
+
+    def slow(handler, body):
+        time.sleep(0.2)
+        stream(sse_events([FIXED]))(handler, body)
+
+    out = str(tmp_path / "found.gpkg")
+    with serve(slow) as srv:
+        proc = subprocess.Popen([sys.executable, "-m", "model_backend", "find", RASTERS["mercator_aerial"], "ships",
+                                 "--tile", "512", "--backend", "openai", "--endpoint", url(srv), "--model", "scripted",
+                                 "--out", out], cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        while len(srv.received) < 5:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    summary = json.loads(stdout)
+    assert summary["interrupted"] and 4 <= summary["tiles"]["done"] < 25 and "Interrupted after" in stderr
+    assert len(layer(out, "answers")) == summary["tiles"]["done"] == len(layer(out, "detections"))

@@ -64,22 +64,6 @@ def test_append_keeps_existing_features_and_crs(tmp_path, ext):
     assert len(read_layer(out, "prompts")) == 1
 
 
-def test_failed_write_leaves_the_existing_output(tmp_path, monkeypatch):
-    out = str(tmp_path / "out.gpkg")
-    write_record(out, record("kept"))
-    before = open(out, "rb").read()
-    import model_backend.geo.outputs as outputs
-
-    def boom(*a, **k):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(outputs, "_write_gpkg", boom)
-    with pytest.raises(OSError):
-        write_record(out, record("lost"))
-    assert open(out, "rb").read() == before
-    assert [f for f in os.listdir(tmp_path) if f.startswith(".earthgptx-")] == []
-
-
 def test_bad_output_paths(tmp_path):
     with pytest.raises(InvalidArgumentError, match=".gpkg or .shp"):
         write_record(str(tmp_path / "out.csv"), record("x"))
