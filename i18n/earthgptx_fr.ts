@@ -116,7 +116,7 @@
     </message>
     <message>
         <location filename="../plugin/dock.py" line="99"/>
-        <location filename="../plugin/processing/common.py" line="43"/>
+        <location filename="../plugin/processing/common.py" line="44"/>
         <source>Modality</source>
         <translation>Modalité</translation>
     </message>
@@ -132,7 +132,7 @@
     </message>
     <message>
         <location filename="../plugin/dock.py" line="106"/>
-        <location filename="../plugin/processing/common.py" line="126"/>
+        <location filename="../plugin/processing/common.py" line="127"/>
         <source>Task</source>
         <translation>Tâche</translation>
     </message>
@@ -242,59 +242,69 @@
         <translation>Échec de l'export, rien n'a été modifié : {0}</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="374"/>
+        <location filename="../plugin/dock.py" line="373"/>
         <source>Text longer than {0} bytes was split over continuation fields ({1}, ...).</source>
         <translation>Le texte de plus de {0} octets a été réparti sur des champs de suite ({1}, ...).</translation>
     </message>
     <message>
         <location filename="../plugin/dock.py" line="376"/>
+        <source>Some text could not be stored as it was ({0}): NUL characters and lone surrogates were written as \uXXXX, spaces at the ends dropped from shapefiles.</source>
+        <translation>Certains textes n’ont pas pu être enregistrés tels quels ({0}) : les caractères NUL et les demi-codets isolés ont été écrits \uXXXX, les espaces aux extrémités retirées des shapefiles.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="379"/>
+        <source>({0} new answer(s), {1} new detection(s); nothing else in the file was changed)</source>
+        <translation>({0} nouvelle(s) réponse(s), {1} nouvelle(s) détection(s) ; rien d’autre n’a été modifié dans le fichier)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="379"/>
         <source>Exported to {0}</source>
         <translation>Exporté vers {0}</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="385"/>
+        <location filename="../plugin/dock.py" line="390"/>
         <source>Restart the model worker</source>
         <translation>Redémarrer le processus de calcul</translation>
     </message>
     <message>
-        <location filename="../plugin/export.py" line="114"/>
+        <location filename="../plugin/export.py" line="116"/>
+        <source>Cannot write {file}: {why}; export to a GeoPackage instead.</source>
+        <translation>Impossible d’écrire {file} : {why} ; exportez plutôt vers un GeoPackage.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/export.py" line="132"/>
         <source>The export file must end in {ext}: {path}</source>
         <translation>Le fichier d'export doit se terminer par {ext} : {path}</translation>
     </message>
     <message>
-        <location filename="../plugin/export.py" line="117"/>
+        <location filename="../plugin/export.py" line="135"/>
         <source>The folder {folder} does not exist.</source>
         <translation>Le dossier {folder} n'existe pas.</translation>
     </message>
     <message>
-        <location filename="../plugin/export.py" line="119"/>
+        <location filename="../plugin/export.py" line="137"/>
         <source>{path} is a folder, not a file.</source>
         <translation>{path} est un dossier, pas un fichier.</translation>
     </message>
     <message>
-        <location filename="../plugin/export.py" line="145"/>
+        <location filename="../plugin/export.py" line="168"/>
         <source>There is nothing to export yet: ask a question first.</source>
         <translation>Rien à exporter pour l'instant : posez d'abord une question.</translation>
     </message>
     <message>
-        <location filename="../plugin/export.py" line="183"/>
+        <location filename="../plugin/export.py" line="212"/>
+        <source>Cannot read {file}; nothing was changed.</source>
+        <translation>Impossible de lire {file} ; rien n’a été modifié.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/export.py" line="255"/>
         <source>Could not create {file}: {error}</source>
         <translation>Impossible de créer {file} : {error}</translation>
     </message>
     <message>
-        <location filename="../plugin/export.py" line="193"/>
+        <location filename="../plugin/export.py" line="265"/>
         <source>Could not write to {file}: {error}</source>
         <translation>Impossible d'écrire dans {file} : {error}</translation>
-    </message>
-    <message>
-        <location filename="../plugin/export.py" line="205"/>
-        <source>Cannot write in the folder {folder}: {error}</source>
-        <translation>Impossible d'écrire dans le dossier {folder} : {error}</translation>
-    </message>
-    <message>
-        <location filename="../plugin/export.py" line="217"/>
-        <source>Could not replace {file}: {error}</source>
-        <translation>Impossible de remplacer {file} : {error}</translation>
     </message>
     <message>
         <location filename="../plugin/layers.py" line="83"/>
@@ -388,17 +398,17 @@
         <translation>entité {0} : une réponse ponctuelle n’est pas une boîte, non écrite dans les détections</translation>
     </message>
     <message>
-        <location filename="../plugin/processing/common.py" line="44"/>
+        <location filename="../plugin/processing/common.py" line="45"/>
         <source>Model (empty: the plugin's settings)</source>
         <translation>Modèle (vide : réglages de l’extension)</translation>
     </message>
     <message>
-        <location filename="../plugin/processing/common.py" line="45"/>
+        <location filename="../plugin/processing/common.py" line="46"/>
         <source>Maximum new tokens</source>
         <translation>Nombre maximal de nouveaux jetons</translation>
     </message>
     <message>
-        <location filename="../plugin/processing/common.py" line="67"/>
+        <location filename="../plugin/processing/common.py" line="68"/>
         <source>Model: {0} on {1} ({2})</source>
         <translation>Modèle : {0} sur {1} ({2})</translation>
     </message>
@@ -469,77 +479,77 @@
         <translation>{0} boîtes trouvées, {1} après fusion aux limites des tuiles</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="24"/>
+        <location filename="../plugin/settings_dialog.py" line="23"/>
         <source>EarthGPT-X settings</source>
         <translation>Paramètres d'EarthGPT-X</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="27"/>
+        <location filename="../plugin/settings_dialog.py" line="26"/>
         <source>Local model (worker process)</source>
         <translation>Modèle local (processus de calcul)</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="28"/>
+        <location filename="../plugin/settings_dialog.py" line="27"/>
         <source>OpenAI-compatible server (vLLM, Ollama, llama.cpp)</source>
         <translation>Serveur compatible OpenAI (vLLM, Ollama, llama.cpp)</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="30"/>
+        <location filename="../plugin/settings_dialog.py" line="29"/>
         <source>Backend</source>
         <translation>Moteur</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="32"/>
+        <location filename="../plugin/settings_dialog.py" line="31"/>
         <source>Model (hub id, folder, or served name)</source>
         <translation>Modèle (identifiant sur le Hub, dossier ou nom servi)</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="35"/>
+        <location filename="../plugin/settings_dialog.py" line="34"/>
         <source>Endpoint</source>
         <translation>Point de terminaison</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="39"/>
+        <location filename="../plugin/settings_dialog.py" line="38"/>
         <source>Remote model family</source>
         <translation>Famille du modèle distant</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="42"/>
+        <location filename="../plugin/settings_dialog.py" line="41"/>
         <source>Endpoint token (authentication database)</source>
         <translation>Jeton du point de terminaison (base de données d'authentification)</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="46"/>
+        <location filename="../plugin/settings_dialog.py" line="45"/>
         <source>Device</source>
         <translation>Périphérique</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="50"/>
+        <location filename="../plugin/settings_dialog.py" line="49"/>
         <source>Quantization</source>
         <translation>Quantification</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="54"/>
+        <location filename="../plugin/settings_dialog.py" line="53"/>
         <source>Max new tokens</source>
         <translation>Nombre max. de nouveaux jetons</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="59"/>
+        <location filename="../plugin/settings_dialog.py" line="58"/>
         <source>Chip pixel budget</source>
         <translation>Budget de pixels de la vignette</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="64"/>
+        <location filename="../plugin/settings_dialog.py" line="63"/>
         <source>Context margin (fraction of the prompt)</source>
         <translation>Marge de contexte (fraction de l'invite)</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="68"/>
+        <location filename="../plugin/settings_dialog.py" line="67"/>
         <source>Smallest chip side (pixels)</source>
         <translation>Côté minimal de la vignette (pixels)</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="71"/>
+        <location filename="../plugin/settings_dialog.py" line="70"/>
         <source>Worker Python</source>
         <translation>Python du processus de calcul</translation>
     </message>
@@ -904,6 +914,14 @@
         <location filename="../plugin/worker_pool.py" line="42"/>
         <source>Starting the model worker...</source>
         <translation>Démarrage du processus du modèle...</translation>
+    </message>
+    <message>
+        <source>Cannot write in the folder {folder}: {error}</source>
+        <translation type="vanished">Impossible d'écrire dans le dossier {folder} : {error}</translation>
+    </message>
+    <message>
+        <source>Could not replace {file}: {error}</source>
+        <translation type="vanished">Impossible de remplacer {file} : {error}</translation>
     </message>
 </context>
 </TS>

@@ -369,11 +369,16 @@ class EarthGPTXDock(QDockWidget):
         except (EarthGPTXError, OSError) as exc:
             self.message(tr("Export failed, nothing was changed: {0}").format(exc), Qgis.MessageLevel.Critical)
             return
-        split = getattr(report, "split_fields", [])
-        if split:
+        if report.split_fields:
             self.message(tr("Text longer than {0} bytes was split over continuation fields ({1}, ...).").format(
-                SHAPEFILE_TEXT_LIMIT, ", ".join(split)), Qgis.MessageLevel.Info)
-        self.message(tr("Exported to {0}").format(", ".join(report.files)), Qgis.MessageLevel.Success)
+                SHAPEFILE_TEXT_LIMIT, ", ".join(report.split_fields)), Qgis.MessageLevel.Info)
+        if report.changed_fields:
+            self.message(tr("Some text could not be stored as it was ({0}): NUL characters and lone surrogates "
+                            "were written as \\uXXXX, spaces at the ends dropped from shapefiles.").format(
+                ", ".join(report.changed_fields)), Qgis.MessageLevel.Warning)
+        self.message(tr("Exported to {0}").format(", ".join(report.files)) + " " + tr(
+            "({0} new answer(s), {1} new detection(s); nothing else in the file was changed)").format(
+            report.added.get("answers", 0), report.added.get("detections", 0)), Qgis.MessageLevel.Success)
 
     # -- messages ------------------------------------------------------------------------------------
     def message(self, text: str, level) -> None:

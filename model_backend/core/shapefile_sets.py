@@ -71,6 +71,8 @@ class ShapefileSets:
         if self._staging is not None:
             shutil.rmtree(self._staging, ignore_errors=True)
         self._release()
+        if not any(os.path.exists(os.path.join(self.state, f)) for f in (_LIST, _JOURNAL)):
+            shutil.rmtree(self.state, ignore_errors=True)  # nothing was ever written: leave no trace
 
     def owned(self) -> List[str]:
         """Base names (``NAME_answers``, ...) of the sets this output owns that exist."""

@@ -33,6 +33,8 @@ MAX_OVERLAP = 0.9
 IOU_THRESHOLD = 0.5
 CONTAIN_THRESHOLD = 0.8
 _BIG_BOX_CELLS = 4
+#: quad pairs whose overlap is computed at once (about 10 MiB of temporaries per 10,000 pairs)
+_PAIRS_PER_CHUNK = 20_000
 
 
 # -- tile plans ---------------------------------------------------------------------------------------
@@ -251,6 +253,9 @@ def merge_detections(quads: np.ndarray, labels: Sequence[str], priority: Optiona
     ``contain_threshold`` of the smaller one (a box cut by a tile border inside the whole one). Of
     duplicates the one that comes first is kept: higher ``priority`` (a score, or minus a rank), then
     the larger area, then the earlier index.
+
+    Exact copies are dropped first (``_exact_twins``), and overlaps are computed in chunks of
+    ``_PAIRS_PER_CHUNK`` pairs, so that a repetition loop costs O(N log N) time and O(N) memory.
     """
     quads = np.asarray(quads, float).reshape(-1, 4, 2)
     n = len(quads)
@@ -265,9 +270,16 @@ def merge_detections(quads: np.ndarray, labels: Sequence[str], priority: Optiona
     order = np.lexsort(keys)
     rank = np.empty(n, int)
     rank[order] = np.arange(n)
-    first, second = candidate_pairs(quads, labels)
-    iou, over_smaller = overlap_ratios(quads[first], quads[second])
-    dup = (iou > iou_threshold) | (over_smaller > contain_threshold)
+    twin = _exact_twins(quads, labels, order)
+    keep[twin >= 0] = False
+    distinct = np.flatnonzero(twin < 0)
+    first, second = candidate_pairs(quads[distinct], [labels[i] for i in distinct.tolist()])
+    first, second = distinct[first], distinct[second]
+    dup = np.zeros(len(first), bool)
+    for start in range(0, len(first), _PAIRS_PER_CHUNK):  # bounded memory for the polygon clipping
+        chunk = slice(start, start + _PAIRS_PER_CHUNK)
+        iou, over_smaller = overlap_ratios(quads[first[chunk]], quads[second[chunk]])
+        dup[chunk] = (iou > iou_threshold) | (over_smaller > contain_threshold)
     first, second = first[dup], second[dup]
     winner = np.where(rank[first] < rank[second], first, second)
     loser = first + second - winner
@@ -279,6 +291,21 @@ def merge_detections(quads: np.ndarray, labels: Sequence[str], priority: Optiona
         if rivals is not None and any(keep[w] for w in rivals):
             keep[i] = False
     return keep
+
+
+def _exact_twins(quads: np.ndarray, labels: Sequence[str], order: np.ndarray) -> np.ndarray:
+    """For each of the quads (N, 4, 2), the index of an identical quad of the same label that comes
+    before it in ``order``, or -1: copies (a model's repetition loop) are dropped before any pair is
+    formed, in O(N log N)."""
+    ids: Dict[str, int] = {}
+    label_ids = np.array([ids.setdefault(str(s).strip().casefold(), len(ids)) for s in labels], float)
+    rows = np.column_stack([label_ids, quads.reshape(len(quads), -1)])[order]
+    _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+    leader = order[first[inverse.ravel()]]
+    twin = np.full(len(quads), -1)
+    copies = leader != order
+    twin[order[copies]] = leader[copies]
+    return twin
 
 
 def candidate_pairs(quads: np.ndarray, labels: Sequence[str]) -> Tuple[np.ndarray, np.ndarray]:

@@ -9,8 +9,8 @@ import os
 import threading
 
 import pytest
-from qgis.core import (QgsCoordinateReferenceSystem, QgsExpression, QgsExpressionContext, QgsGeometry, QgsProject,
-                       QgsVectorLayer)
+from qgis.core import (QgsCoordinateReferenceSystem, QgsExpression, QgsExpressionContext, QgsFeature, QgsGeometry,
+                       QgsProject, QgsVectorFileWriter, QgsVectorLayer)
 from qgis.PyQt.QtCore import QCoreApplication
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -152,13 +152,33 @@ def test_gpkg_round_trip_keeps_full_text(outputs, pkg, tmp_path):
     detections, _ = read(f"{path}|layername=detections")
     assert [a["label"] for _, a in detections] == ["bâtiment 1", "bâtiment 2"]
     assert leftovers(tmp_path) == []
-    # again, with a second question: the file is replaced and holds both
+    # again, with a second question: only what is new is added, and the file holds both
     ask(outputs, "q2")
     report = pkg["plugin.export"].export_gpkg(outputs, path)  # the outputs object itself will do
     assert report.features == {"prompts": 4, "answers": 2, "detections": 4}
+    assert report.added == {"prompts": 2, "answers": 1, "detections": 2}
     answers, _ = read(f"{path}|layername=answers")
     assert [a["question_id"] for _, a in answers] == ["q1", "q2"]
     assert sorted(os.listdir(tmp_path)) == ["out.gpkg"]
+
+
+def test_gpkg_export_into_a_users_geopackage_keeps_its_layers(outputs, pkg, tmp_path):
+    path = str(tmp_path / "site.gpkg")
+    roads = QgsVectorLayer("LineString?crs=EPSG:32631&field=name:string", "roads", "memory")
+    feature = QgsFeature(roads.fields())
+    feature.setGeometry(QgsGeometry.fromWkt("LINESTRING(500000 5000000, 500100 5000100)"))
+    feature["name"] = "quay road"
+    roads.dataProvider().addFeatures([feature])
+    options = QgsVectorFileWriter.SaveVectorOptions()
+    options.driverName, options.layerName = "GPKG", "roads"
+    error = QgsVectorFileWriter.writeAsVectorFormatV3(roads, path, QgsProject.instance().transformContext(), options)
+    assert error[0] == QgsVectorFileWriter.WriterError.NoError
+    ask(outputs)
+    pkg["plugin.export"].export_gpkg(outputs, path)
+    [(wkt, props)], _ = read(f"{path}|layername=roads")
+    assert props["name"] == "quay road" and wkt.startswith("LineString")
+    [(_, answer)], _ = read(f"{path}|layername=answers")
+    assert answer["answer"] == ANSWER
 
 
 def test_shapefile_round_trip_joins_split_text(outputs, pkg, tmp_path):
@@ -188,38 +208,35 @@ def test_shapefile_round_trip_joins_split_text(outputs, pkg, tmp_path):
     assert leftovers(tmp_path) == []
 
 
-def test_failed_export_keeps_previous_files(outputs, pkg, tmp_path, monkeypatch):
-    export = pkg["plugin.export"]
+def test_a_refused_export_keeps_previous_files(outputs, pkg, tmp_path):
+    """Real refusals: a user's shapefile with our name, a foreign layer of our name, too long a text."""
+    export, error = pkg["plugin.export"], pkg["model_backend.core.errors"].OutputError
     ask(outputs)
     gpkg, shp = str(tmp_path / "out.gpkg"), str(tmp_path / "out.shp")
     export.export_gpkg(outputs.layers(), gpkg)
     export.export_shapefiles(outputs.layers(), shp)
-    before = {n: digest(tmp_path / n) for n in os.listdir(tmp_path)}
+    before = {n: digest(tmp_path / n) for n in os.listdir(tmp_path) if os.path.isfile(tmp_path / n)}
+    # a user's own shapefile where our next set would go
+    other = tmp_path / "mine"
+    other.mkdir()
+    user = QgsVectorLayer("Point?crs=EPSG:32631&field=note:string", "x", "memory")
+    options = QgsVectorFileWriter.SaveVectorOptions()
+    options.driverName = "ESRI Shapefile"
+    QgsVectorFileWriter.writeAsVectorFormatV3(user, str(other / "out_answers.shp"),
+                                              QgsProject.instance().transformContext(), options)
+    users = {n: digest(other / n) for n in os.listdir(other)}
+    with pytest.raises(error, match="not written by EarthGPT-X"):
+        export.export_shapefiles(outputs.layers(), str(other / "out.shp"))
+    assert {n: digest(other / n) for n in os.listdir(other)} == users
     ask(outputs, "q2")
-
-    real, calls = export._write, []
-
-    def fail_on_second_layer(*args, **kwargs):
-        calls.append(args[0])
-        if len(calls) == 2:
-            raise export.ExportError("disk full")
-        real(*args, **kwargs)
-
-    monkeypatch.setattr(export, "_write", fail_on_second_layer)
-    for write, path in [(export.export_gpkg, gpkg), (export.export_shapefiles, shp)]:
-        calls.clear()
-        with pytest.raises(export.ExportError):
-            write(outputs.layers(), path)
-    monkeypatch.undo()
-
-    def refuse(source, target):
-        raise PermissionError(13, "Permission denied")
-
-    monkeypatch.setattr(export.os, "replace", refuse)
-    with pytest.raises(export.ExportError):
-        export.export_gpkg(outputs.layers(), gpkg)
-    monkeypatch.undo()
-    assert {n: digest(tmp_path / n) for n in os.listdir(tmp_path)} == before
+    [answers] = outputs.layers()["answers"]
+    answers.startEditing()
+    for feature in answers.getFeatures():
+        answers.changeAttributeValue(feature.id(), answers.fields().indexOf("answer"), "word " * 20000)
+    answers.commitChanges()
+    with pytest.raises(error, match="too long for a shapefile"):
+        export.export_shapefiles(outputs.layers(), shp)
+    assert {n: digest(tmp_path / n) for n in os.listdir(tmp_path) if os.path.isfile(tmp_path / n)} == before
 
 
 def test_bad_targets_are_clear_errors(outputs, pkg, tmp_path):

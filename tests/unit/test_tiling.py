@@ -261,6 +261,19 @@ def test_five_thousand_boxes_match_brute_force():
     assert keep.tolist() == brute_force_keep(quads, labels).tolist()
 
 
+def test_a_repetition_loop_of_one_box_merges_to_one_in_linear_memory():
+    """2,000 copies of one box (a small model's repetition loop): one kept, the best-placed copy, in
+    memory far below the N^2 pairs (2 million) the merge formed before copies were dropped first."""
+    import tracemalloc
+    quads = np.concatenate([np.repeat(box(0, 0, 10, 10)[None], 2000, axis=0), box(0, 0, 10, 9.5)[None]])
+    tracemalloc.start()
+    keep = merge_detections(quads, ["ship"] * 2001, priority=[0.0] * 1999 + [1.0, 0.5])
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert np.flatnonzero(keep).tolist() == [1999]  # the copy of highest priority; the near one merged
+    assert peak < 20 * 2 ** 20  # bytes; a (2M, 8, 2) float array alone would be 256 MiB
+
+
 def test_candidate_pairs_are_the_touching_same_label_pairs():
     rng = np.random.default_rng(3)
     quads = parallelograms(rng, 400, 50.0, 3.0)
