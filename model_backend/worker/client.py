@@ -199,10 +199,13 @@ class WorkerClient:
             try:
                 message = json.loads(line)
             except ValueError:
+                message = None
+            rid = message.get("id") if isinstance(message, dict) else None
+            if not isinstance(rid, (str, int)):  # not a reply of the protocol: noted, never fatal
                 self._stderr.append(f"(unreadable line on stdout) {line.strip()[:200]}")
                 continue
             with self._pending_lock:
-                inbox = self._pending.get(message.get("id"))
+                inbox = self._pending.get(rid)
             if inbox is not None:  # replies to requests nobody waits for any more are dropped
                 inbox.put(message)
         process.wait()

@@ -34,7 +34,7 @@ class Worker:
 
     # -- output ---------------------------------------------------------------------------------
     def send(self, message: Dict[str, Any]) -> None:
-        line = json.dumps(message, ensure_ascii=False)
+        line = json.dumps(message)  # ASCII: a lone surrogate (from a request id, say) goes out escaped
         with self._lock:
             self._out.write(line + "\n")
             self._out.flush()
@@ -147,6 +147,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m model_backend.worker", description="EarthGPT-X model worker")
     parser.add_argument("--heartbeat", type=float, default=2.0, help="seconds between heartbeats (default 2)")
     args = parser.parse_args(argv)
+    sys.stdin.reconfigure(errors="replace")  # a line of invalid UTF-8 is a bad request, not the end
     out = sys.stdout
     sys.stdout = sys.stderr  # stray prints from libraries must not corrupt the protocol stream
     worker = Worker(out)

@@ -126,3 +126,41 @@ def test_raw_protocol_bad_lines_busy_and_shutdown(tiny):
         assert p.wait(30) == 0
     finally:
         p.kill()
+
+
+def test_raw_bytes_surrogates_and_non_object_lines_never_stop_the_worker():
+    """Invalid UTF-8, a lone surrogate in an id and JSON that is not an object: each answered as a bad
+    request (or echoed escaped), and the worker still says hello afterwards."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=PACKAGE_PARENT)
+    p = subprocess.Popen([sys.executable, "-m", "model_backend.worker", "--heartbeat", "60"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, env=env, cwd=PACKAGE_PARENT)
+    try:
+        for raw in (b"\xff\xfe not utf-8 \xc3\x28\n", b'{"type": "status", "id": "\\ud800"}\n', b"[1, 2]\n",
+                    b"5\n", b'"text"\n', b'{"type": "hello", "id": "after"}\n'):
+            p.stdin.write(raw)
+        p.stdin.flush()
+        replies = []
+        while not replies or replies[-1].get("id") != "after":
+            replies.append(json.loads(p.stdout.readline()))
+        assert [r["type"] for r in replies] == ["error", "status", "error", "error", "error", "hello"]
+        assert replies[1]["id"] == "\ud800" and replies[0]["error"] == "BadRequest"
+        p.stdin.write(b'{"type": "shutdown", "id": "bye"}\n')
+        p.stdin.flush()
+        assert p.wait(30) == 0
+    finally:
+        p.kill()
+
+
+def test_the_client_reader_survives_stray_lines_on_the_workers_stdout(tmp_path):
+    """A C library may write to the worker's stdout: JSON that is not an object, an object whose id is
+    not one, plain text. The client notes them and goes on answering (it used to lose its reader)."""
+    python = tmp_path / "python"
+    python.write_text(f"#!/bin/sh\nprintf '[1, 2]\\n5\\n{{\"id\": [1]}}\\nnoise\\n'\nexec {sys.executable} \"$@\"\n")
+    python.chmod(0o755)
+    client = WorkerClient(python=str(python), heartbeat=0.2, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    try:
+        assert client.start()["protocol"] == PROTOCOL_VERSION
+        assert client.status()["state"] == "idle"
+        assert any("[1, 2]" in line for line in client.stderr_tail())
+    finally:
+        client.kill()
