@@ -29,8 +29,8 @@ from qgis.core import (QgsCoordinateReferenceSystem, QgsCoordinateTransform, Qgs
 from ..model_backend.core import gpkg
 from ..model_backend.core.errors import EarthGPTXError, InvalidArgumentError, OutputError
 from ..model_backend.core.schema import (FIELDS, LAYERS, SHAPEFILE_NAMES, SHAPEFILE_TEXT_LIMIT, complete,
-                                         escape_unstorable, from_shapefile, part_name, shapefile_refusal, split_text,
-                                         text_parts, to_shapefile, trim_for_shapefile)
+                                         escape_unstorable, from_shapefile, has_shapefile_fields, part_name,
+                                         shapefile_refusal, split_text, text_parts, to_shapefile, trim_for_shapefile)
 from ..model_backend.core.shapefile_sets import ShapefileSets, remove_stale_temporary
 from .layers import FAMILIES, OutputLayers, family_of, require_main_thread, schema_fields, tr
 
@@ -195,12 +195,7 @@ def _row(geometry: QgsGeometry, values: Mapping[str, object],
 def _is_legacy_set(shp: str, layer: str) -> bool:
     """True when ``shp`` (named like ours, written before sets were listed) has exactly the fields of
     schema layer ``layer``."""
-    if layer not in FIELDS:
-        return False
-    names = set(QgsVectorLayer(shp, "check", "ogr").fields().names())
-    ours = {SHAPEFILE_NAMES.get(k, k): kind for k, kind in FIELDS[layer]}
-    continued = {part_name(s, k) for s, kind in ours.items() if kind == "str" for k in range(1, 300)}
-    return set(ours) <= names <= set(ours) | continued
+    return has_shapefile_fields(layer, QgsVectorLayer(shp, "check", "ogr").fields().names())
 
 
 def _read_sets(folder: str, bases: Sequence[str], crs: QgsCoordinateReferenceSystem) -> List[Row]:

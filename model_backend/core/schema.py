@@ -166,3 +166,14 @@ def shapefile_refusal(name: str, rows: Sequence[Dict[str, object]], parts: Dict[
                 if any(piece != piece.strip(" ") for piece in utf8_chunks(value, SHAPEFILE_TEXT_LIMIT)):
                     return f"the field {key!r} has a run of spaces a shapefile cannot keep"
     return None
+
+
+def has_shapefile_fields(layer: str, names: Sequence[str]) -> bool:
+    """True when shapefile field ``names`` are exactly those of schema layer ``layer`` (short names,
+    text fields possibly continued over ``NAME_2``, ...): how a set written before sets were listed is
+    recognised as ours."""
+    if layer not in FIELDS:
+        return False
+    ours = {SHAPEFILE_NAMES.get(k, k): kind for k, kind in FIELDS[layer]}
+    continued = {part_name(s, k) for s, kind in ours.items() if kind == "str" for k in range(1, DBF_MAX_FIELDS)}
+    return set(ours) <= set(names) <= set(ours) | continued

@@ -35,8 +35,8 @@ from shapely.ops import transform as shapely_transform
 from ..core import gpkg
 from ..core.errors import InvalidArgumentError, OutputError
 from ..core.schema import (FIELDS, LAYERS, SHAPEFILE_NAMES, SHAPEFILE_TEXT_LIMIT, complete, escape_unstorable,
-                           from_shapefile, part_name, shapefile_refusal, split_text, text_parts, to_shapefile,
-                           trim_for_shapefile)
+                           from_shapefile, has_shapefile_fields, part_name, shapefile_refusal, split_text, text_parts,
+                           to_shapefile, trim_for_shapefile)
 from ..core.shapefile_sets import ShapefileSets, remove_stale_temporary
 from .crs import transformer
 
@@ -206,16 +206,11 @@ def _append_gpkg(path: str, record: QuestionRecord, timeout_s: float) -> List[st
 def _is_legacy_set(shp: str, layer: str) -> bool:
     """True when ``shp`` (a set named like ours, written before sets were listed) has exactly the fields
     of schema layer ``layer``."""
-    if layer not in FIELDS:
-        return False
     try:
         with fiona.open(shp) as src:
-            names = set(src.schema["properties"])
+            return has_shapefile_fields(layer, list(src.schema["properties"]))
     except fiona.errors.FionaError:
         return False
-    ours = {SHAPEFILE_NAMES.get(k, k): kind for k, kind in FIELDS[layer]}
-    continued = {part_name(s, k) for s, kind in ours.items() if kind == "str" for k in range(1, 300)}
-    return set(ours) <= names and names <= set(ours) | continued
 
 
 def _read_sets(folder: str, bases: List[str]) -> List[Feature]:
