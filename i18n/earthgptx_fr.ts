@@ -213,56 +213,66 @@
     </message>
     <message>
         <location filename="../plugin/dock.py" line="288"/>
+        <source>cut at the token limit</source>
+        <translation>coupée à la limite de jetons</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="288"/>
         <source>stopped</source>
         <translation>interrompu</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="290"/>
+        <location filename="../plugin/dock.py" line="289"/>
+        <source>the server stopped before the end of the answer</source>
+        <translation>le serveur s’est arrêté avant la fin de la réponse</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="292"/>
         <source>{0} region(s) found</source>
         <translation>{0} région(s) trouvée(s)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="348"/>
+        <location filename="../plugin/dock.py" line="350"/>
         <source>Model worker restarted; the model loads with the next question.</source>
         <translation>Processus de calcul redémarré ; le modèle se chargera à la prochaine question.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="357"/>
+        <location filename="../plugin/dock.py" line="359"/>
         <source>Export to GeoPackage</source>
         <translation>Exporter en GeoPackage</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="362"/>
+        <location filename="../plugin/dock.py" line="364"/>
         <source>Export to shapefiles</source>
         <translation>Exporter en shapefiles</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="370"/>
+        <location filename="../plugin/dock.py" line="372"/>
         <source>Export failed, nothing was changed: {0}</source>
         <translation>Échec de l'export, rien n'a été modifié : {0}</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="373"/>
+        <location filename="../plugin/dock.py" line="375"/>
         <source>Text longer than {0} bytes was split over continuation fields ({1}, ...).</source>
         <translation>Le texte de plus de {0} octets a été réparti sur des champs de suite ({1}, ...).</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="376"/>
+        <location filename="../plugin/dock.py" line="378"/>
         <source>Some text could not be stored as it was ({0}): NUL characters and lone surrogates were written as \uXXXX, spaces at the ends dropped from shapefiles.</source>
         <translation>Certains textes n’ont pas pu être enregistrés tels quels ({0}) : les caractères NUL et les demi-codets isolés ont été écrits \uXXXX, les espaces aux extrémités retirées des shapefiles.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="379"/>
+        <location filename="../plugin/dock.py" line="381"/>
         <source>({0} new answer(s), {1} new detection(s); nothing else in the file was changed)</source>
         <translation>({0} nouvelle(s) réponse(s), {1} nouvelle(s) détection(s) ; rien d’autre n’a été modifié dans le fichier)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="379"/>
+        <location filename="../plugin/dock.py" line="381"/>
         <source>Exported to {0}</source>
         <translation>Exporté vers {0}</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="390"/>
+        <location filename="../plugin/dock.py" line="392"/>
         <source>Restart the model worker</source>
         <translation>Redémarrer le processus de calcul</translation>
     </message>
@@ -292,17 +302,17 @@
         <translation>Rien à exporter pour l'instant : posez d'abord une question.</translation>
     </message>
     <message>
-        <location filename="../plugin/export.py" line="212"/>
+        <location filename="../plugin/export.py" line="207"/>
         <source>Cannot read {file}; nothing was changed.</source>
         <translation>Impossible de lire {file} ; rien n’a été modifié.</translation>
     </message>
     <message>
-        <location filename="../plugin/export.py" line="255"/>
+        <location filename="../plugin/export.py" line="250"/>
         <source>Could not create {file}: {error}</source>
         <translation>Impossible de créer {file} : {error}</translation>
     </message>
     <message>
-        <location filename="../plugin/export.py" line="265"/>
+        <location filename="../plugin/export.py" line="260"/>
         <source>Could not write to {file}: {error}</source>
         <translation>Impossible d'écrire dans {file} : {error}</translation>
     </message>
@@ -519,37 +529,47 @@
         <translation>Jeton du point de terminaison (base de données d'authentification)</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="45"/>
+        <location filename="../plugin/settings_dialog.py" line="47"/>
+        <source>The longest wait for the server: to connect, for the first piece of the answer and between two pieces</source>
+        <translation>L’attente la plus longue pour le serveur : pour se connecter, pour le premier morceau de la réponse et entre deux morceaux</translation>
+    </message>
+    <message>
+        <location filename="../plugin/settings_dialog.py" line="49"/>
+        <source>Server timeout</source>
+        <translation>Délai du serveur</translation>
+    </message>
+    <message>
+        <location filename="../plugin/settings_dialog.py" line="53"/>
         <source>Device</source>
         <translation>Périphérique</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="49"/>
+        <location filename="../plugin/settings_dialog.py" line="57"/>
         <source>Quantization</source>
         <translation>Quantification</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="53"/>
+        <location filename="../plugin/settings_dialog.py" line="61"/>
         <source>Max new tokens</source>
         <translation>Nombre max. de nouveaux jetons</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="58"/>
+        <location filename="../plugin/settings_dialog.py" line="66"/>
         <source>Chip pixel budget</source>
         <translation>Budget de pixels de la vignette</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="63"/>
+        <location filename="../plugin/settings_dialog.py" line="71"/>
         <source>Context margin (fraction of the prompt)</source>
         <translation>Marge de contexte (fraction de l'invite)</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="67"/>
+        <location filename="../plugin/settings_dialog.py" line="75"/>
         <source>Smallest chip side (pixels)</source>
         <translation>Côté minimal de la vignette (pixels)</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="70"/>
+        <location filename="../plugin/settings_dialog.py" line="78"/>
         <source>Worker Python</source>
         <translation>Python du processus de calcul</translation>
     </message>

@@ -285,7 +285,9 @@ class EarthGPTXDock(QDockWidget):
         self._add_outputs(task)
         self.history = list(task.history) + [Turn(Role.USER, task.instruction), Turn(Role.ASSISTANT, task.answer.text)]
         self.history_key = task.history_key
-        note = f" <i>({tr('stopped')})</i>" if task.answer.meta.finish_reason == "cancelled" else ""
+        note = {"cancelled": tr("stopped"), "length": tr("cut at the token limit"),
+                "incomplete": tr("the server stopped before the end of the answer")}.get(task.answer.meta.finish_reason)
+        note = f" <i>({note})</i>" if note else ""
         found = len(task.answer.regions)
         self.conversation.append(f"<p style='color:gray'>{tr('{0} region(s) found').format(found)}{note}</p>")
         self.questionFinished.emit(task.question_id)

@@ -32,13 +32,15 @@ class PluginSettings:
     or the served model name (openai). family: coordinate convention of a remote model. device,
     quantization: loading policy of the local worker. max_pixels, context, min_size: chip planning.
     worker_python: interpreter of the worker's environment. auth_config: id of the endpoint's token in
-    the QGIS authentication database (empty: no token)."""
+    the QGIS authentication database (empty: no token). timeout: seconds a remote server may take to
+    connect, to send the first piece of an answer and between two pieces."""
 
     backend: str = "local"
     model: str = DEFAULT_MODEL
     endpoint: str = ""
     family: str = "qwen3_vl"
     auth_config: str = ""
+    timeout: float = 120.0
     device: str = "auto"
     quantization: str = "auto"
     max_new_tokens: int = 512
@@ -83,5 +85,5 @@ class PluginSettings:
         """The worker's ``load`` request fields for these settings (PROTOCOL.md)."""
         if self.backend == "openai":
             return {"backend": "openai", "endpoint": self.endpoint, "model": self.model, "family": self.family,
-                    "api_key": self.token()}
+                    "api_key": self.token(), "timeout": self.timeout}
         return {"backend": "local", "model": self.model, "device": self.device, "quantization": self.quantization}

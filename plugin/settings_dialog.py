@@ -39,6 +39,14 @@ class SettingsDialog(QDialog):
         self.auth = QgsAuthConfigSelect(self, "")
         self.auth.setConfigId(settings.auth_config)
         form.addRow(tr("Endpoint token (authentication database)"), self.auth)
+        self.timeout = QDoubleSpinBox()
+        self.timeout.setRange(1.0, 3600.0)
+        self.timeout.setDecimals(0)
+        self.timeout.setSuffix(" s")
+        self.timeout.setValue(settings.timeout)
+        self.timeout.setToolTip(tr("The longest wait for the server: to connect, for the first piece of the "
+                                   "answer and between two pieces"))
+        form.addRow(tr("Server timeout"), self.timeout)
         self.device = QComboBox()
         self.device.addItems(DEVICES)
         self.device.setCurrentText(settings.device)
@@ -76,7 +84,7 @@ class SettingsDialog(QDialog):
     def settings(self) -> PluginSettings:
         return PluginSettings(backend=self.backend.currentData(), model=self.model.text().strip(),
                               endpoint=self.endpoint.text().strip(), family=self.family.currentText(),
-                              auth_config=self.auth.configId(), device=self.device.currentText(),
+                              auth_config=self.auth.configId(), timeout=self.timeout.value(), device=self.device.currentText(),
                               quantization=self.quantization.currentText(), max_new_tokens=self.max_new_tokens.value(),
                               max_pixels=self.max_pixels.value(), context=self.context.value(),
                               min_size=self.min_size.value(), worker_python=self.worker_python.filePath())

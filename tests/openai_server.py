@@ -69,7 +69,8 @@ def sse_events(pieces, finish="stop", usage=None, done=True):
 
 
 def stream(events, delay=0.0, chunked=True, terminate=True):
-    """A behaviour sending ``events`` as an SSE body, ``delay`` seconds apart (stoppable)."""
+    """A behaviour sending ``events`` (str or bytes, any iterable, endless ones too) as an SSE body,
+    ``delay`` seconds apart (stoppable)."""
     def behaviour(handler, body):
         handler.send_response(200)
         handler.send_header("Content-Type", "text/event-stream")
@@ -81,7 +82,7 @@ def stream(events, delay=0.0, chunked=True, terminate=True):
         for ev in events:
             if delay and handler.server.stopping.wait(delay):
                 return
-            data = ev.encode()
+            data = ev if isinstance(ev, bytes) else ev.encode()
             handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
             handler.wfile.flush()
         if not terminate:

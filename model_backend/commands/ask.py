@@ -13,7 +13,7 @@ from ..core.normalise import Modality
 from ..core.prompts import VisualPrompt
 from ..geo.crs import parse_crs
 from ..geo.geometry import parse_wkt, prompt_from_geometry
-from .engine_args import add_engine_options, engine_from_args
+from .engine_args import add_engine_options, engine_from_args, say_unfinished
 
 
 class _PromptAction(argparse.Action):
@@ -89,6 +89,7 @@ def run(args: argparse.Namespace) -> dict:
     finally:
         engine.close()
     sys.stderr.write("\n")
+    say_unfinished([result.answer.meta.finish_reason], args.max_new_tokens)
     report = result.report
     if report.escaped_fields:
         print(f"NUL characters or lone surrogates in {', '.join(report.escaped_fields)} were written as \\uXXXX.",

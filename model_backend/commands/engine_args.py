@@ -1,5 +1,5 @@
 """Options that choose and load an engine, shared by the commands that ask a model (``ask``, ``find``,
-``eval``): ``--model --backend --endpoint --family --device --quantization``; the API key of a remote
+``eval``): ``--model --backend --endpoint --family --timeout --device --quantization``; the API key of a remote
 server comes from the environment variable ``EARTHGPTX_API_KEY``, never from the command line."""
 
 from __future__ import annotations
@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections import Counter
+from typing import Iterable
 
 from ..core.engine_options import DEFAULT_MODEL, DEVICES, QUANTIZATIONS
 from ..core.errors import InvalidArgumentError
@@ -17,13 +19,17 @@ API_KEY_ENV = "EARTHGPTX_API_KEY"
 
 
 def add_engine_options(parser: argparse.ArgumentParser) -> None:
-    """--model, --backend, --endpoint, --family, --device, --quantization (read by ``engine_from_args``)."""
+    """--model, --backend, --endpoint, --family, --timeout, --device, --quantization (read by
+    ``engine_from_args``)."""
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model folder or hub id (default {DEFAULT_MODEL})")
     parser.add_argument("--backend", choices=["local", "openai"], default="local",
                         help="local transformers model, or an OpenAI-compatible server (vLLM, Ollama, llama.cpp)")
     parser.add_argument("--endpoint", help="base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
     parser.add_argument("--family", choices=sorted(FAMILIES), default="qwen3_vl",
                         help="coordinate convention of the remote model (openai backend)")
+    parser.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
+                        help="openai backend: the longest wait to connect, for the first piece of an answer and "
+                             "between two pieces (keep-alives do not count; default 120)")
     parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument("--quantization", choices=QUANTIZATIONS, default="auto",
                         help="auto: 4-bit NF4 on CUDA, bfloat16 on MPS and CPU")
@@ -39,8 +45,21 @@ def engine_from_args(args: argparse.Namespace) -> Engine:
             raise InvalidArgumentError("--backend openai needs --endpoint URL")
         from ..models.remote import RemoteEngine
 
-        return RemoteEngine(args.endpoint, args.model, args.family, api_key=os.environ.get(API_KEY_ENV))
+        return RemoteEngine(args.endpoint, args.model, args.family, api_key=os.environ.get(API_KEY_ENV),
+                            timeout=args.timeout)
     from ..models.loading import LoadPolicy
     from ..models.local import LocalEngine
 
     return LocalEngine(args.model, LoadPolicy(args.device, args.quantization), on_status=progress)
+
+
+def say_unfinished(finish_reasons: Iterable[str], max_new_tokens: int) -> None:
+    """Say on stderr how many answers were cut at ``max_new_tokens`` or ended before the server's end
+    marker (they are kept, with that ``finish_reason``)."""
+    counts = Counter(finish_reasons)
+    if counts["length"]:
+        print(f"{counts['length']} answer(s) reached --max-new-tokens {max_new_tokens} and were cut there "
+              f"(kept, finish_reason 'length').", file=sys.stderr)
+    if counts["incomplete"]:
+        print(f"{counts['incomplete']} answer(s) ended before the server's end-of-answer marker (the stream "
+              f"was cut): what came is kept, finish_reason 'incomplete'.", file=sys.stderr)

@@ -13,7 +13,7 @@ from ..core.interface import Task, check_question
 from ..core.normalise import Modality
 from ..core.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, MAX_OVERLAP, MIN_TILE
 from ..geo.crs import parse_crs
-from .engine_args import add_engine_options, engine_from_args
+from .engine_args import add_engine_options, engine_from_args, say_unfinished
 
 
 def add_parser(sub) -> None:
@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> dict:
     if result.report and result.report.escaped_fields:
         print(f"NUL characters or lone surrogates in {', '.join(result.report.escaped_fields)} were written as "
               "\\uXXXX.", file=sys.stderr)
+    say_unfinished((a.properties.get("finish_reason") for a in result.record.answers), args.max_new_tokens)
     if result.interrupted:
         print(f"Interrupted after {result.tiles_done} of {result.tiles_total} tile(s).", file=sys.stderr)
     print(f"Wrote {len(result.record.answers)} tile answer(s) and {len(result.detections)} detection(s) "

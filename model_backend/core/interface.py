@@ -116,7 +116,8 @@ class AnswerMeta:
     """Where an answer came from and what it cost.
 
     timings: seconds, keys ``encode`` (prompt building and processor), ``first_token``, ``generate``,
-    ``total``. finish_reason: ``stop``, ``length`` (token budget) or ``cancelled``.
+    ``total``. finish_reason: ``stop``, ``length`` (token budget), ``cancelled``, or ``incomplete`` (a
+    remote stream that ended before its end marker: the text is what came).
     dropped_regions: coordinate groups found in the text that could not be turned into regions.
     """
 

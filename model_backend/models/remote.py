@@ -24,8 +24,12 @@ one. An https endpoint is reached through a CONNECT tunnel, an http one by sendi
 the proxy. ``user:password@`` in the proxy URL becomes ``Proxy-Authorization`` and never
 appears in messages.
 
-Timeouts: ``timeout`` bounds connecting and every wait on the server (the first token included), not
-the whole answer. Retries: only when the connection fails before any response byte arrives (refused,
+Timeouts: ``timeout`` (seconds) bounds connecting, the wait from sending the question to the first
+piece of the answer, and every wait between two pieces; keep-alive comments and empty events reset
+neither. Bounds: at most ``max_new_tokens`` pieces (and 64 characters per piece) are read whatever
+the server does; past that the stream is closed and the answer ends with ``finish_reason`` "length".
+A stream that ends without ``data: [DONE]`` keeps what came and ends with "incomplete". An event
+that is not UTF-8 JSON of the chat completion chunk shape is an error, never skipped. Retries: only when the connection fails before any response byte arrives (refused,
 reset, closed without an answer), ``retries`` times with a short doubling backoff; never after an HTTP
 status was received or once streaming has started.
 """
@@ -44,7 +48,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, NoReturn, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
@@ -62,6 +66,7 @@ _MAX_ERROR_BODY = 64 * 1024
 _MAX_JSON_BODY = 32 * 1024 * 1024
 _MAX_LINE = 8 * 1024 * 1024
 _WATCH_INTERVAL = 0.05
+_MAX_CHARS_PER_PIECE = 64
 
 
 class RemoteEngineError(EarthGPTXError):
@@ -76,7 +81,11 @@ def chat_completions_url(endpoint: str) -> Tuple[str, str, int, str, str, str]:
     """
     if not isinstance(endpoint, str) or not endpoint.strip():
         raise InvalidArgumentError("the server endpoint is empty; give a URL like http://127.0.0.1:8000/v1")
-    parts = urllib.parse.urlsplit(endpoint.strip())
+    try:
+        parts = urllib.parse.urlsplit(endpoint.strip())
+    except ValueError as exc:  # e.g. "http://[::1:8000/v1": an IPv6 address without its closing bracket
+        raise InvalidArgumentError(f"the server endpoint is not a valid URL ({exc}); an IPv6 address is "
+                                   f"written in brackets: http://[::1]:8000/v1") from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         raise InvalidArgumentError(f"the server endpoint must be an http:// or https:// URL, got {_safe(endpoint)!r}")
@@ -129,8 +138,8 @@ def proxy_for(scheme: str, host: str) -> Optional[Proxy]:
     url = proxies.get(scheme)
     if not url or _is_loopback(host) or urllib.request.proxy_bypass_environment(host, proxies):
         return None
-    parts = urllib.parse.urlsplit(url if "://" in url else "http://" + url)
     try:
+        parts = urllib.parse.urlsplit(url if "://" in url else "http://" + url)
         proxy_host, proxy_port = parts.hostname, parts.port or 80
     except ValueError:
         proxy_host = None
@@ -235,12 +244,14 @@ class _Call:
 
     def __init__(self) -> None:
         self.conn: Optional[http.client.HTTPConnection] = None
+        #: the connection's socket, kept: ``conn.sock`` is None once a close-delimited response owns it
+        self.sock: Optional[socket.socket] = None
         self.done = threading.Event()
         self.closed = False
 
     def abort(self) -> None:
         # shutdown (not close) from another thread: wakes a blocked recv without racing on the descriptor
-        sock = getattr(self.conn, "sock", None)
+        sock = self.sock
         if sock is not None:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
@@ -249,9 +260,13 @@ class _Call:
 
 
 class _Stream:
-    """What came back: text pieces, finish reason, token usage, time of the first piece."""
+    """What came back: text pieces, finish reason, token usage, and the clock of the wait.
 
-    def __init__(self) -> None:
+    ``limit`` is the most pieces to read (the request's ``max_new_tokens``); ``deadline`` is the
+    ``time.monotonic()`` by which the next piece must come (moved by progress only, never by keep-alives).
+    """
+
+    def __init__(self, limit: int, timeout: float) -> None:
         self.pieces: List[str] = []
         self.finish: Optional[str] = None
         self.prompt_tokens: Optional[int] = None
@@ -259,6 +274,25 @@ class _Stream:
         self.first_piece: Optional[float] = None
         self.saw_data = False
         self.cancelled = False
+        self.done = False          # the final event ([DONE], or a whole JSON answer) arrived
+        self.overrun = False       # the server went on past ``limit``: we stopped reading
+        self.limit = limit
+        self.tokens = 0            # pieces of text (answer or reasoning) read so far
+        self.chars = 0
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+
+    def progress(self) -> None:
+        self.deadline = time.monotonic() + self.timeout
+
+    def finish_reason(self) -> str:
+        if self.cancelled:
+            return "cancelled"
+        if self.overrun:
+            return "length"
+        if not self.done:
+            return "incomplete"
+        return "length" if self.finish == "length" else "stop"
 
 
 class RemoteEngine(Engine):
@@ -369,7 +403,7 @@ class RemoteEngine(Engine):
             watcher = threading.Thread(target=self._watch, args=(call, cancel), daemon=True,
                                        name="remote-engine-cancel")
             watcher.start()
-        stream = _Stream()
+        stream = _Stream(request.max_new_tokens, self.timeout)
         try:
             self._exchange(body, call, cancel, stream, on_text)
         finally:
@@ -380,10 +414,7 @@ class RemoteEngine(Engine):
                 self._calls.discard(call)
         t_end = time.perf_counter()
 
-        if stream.cancelled:
-            finish = "cancelled"
-        else:
-            finish = "length" if stream.finish == "length" else "stop"
+        finish = stream.finish_reason()
         meta = AnswerMeta(
             model_id=self.model, backend=BACKEND, quantization="remote", device=self._host_label,
             prompt_tokens=int(stream.prompt_tokens or 0),
@@ -471,11 +502,14 @@ class RemoteEngine(Engine):
             try:
                 conn.connect()
                 phase = "answer"
+                stream.progress()             # the first-token clock starts when the question is sent
+                call.sock = conn.sock
+                call.sock.settimeout(self.timeout)
                 conn.request("POST", self._target, body=body, headers=self._headers())
                 return conn.getresponse()
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()
-                call.conn = None
+                call.conn = call.sock = None
                 if self._stopped(call, cancel, stream):
                     return None
                 if isinstance(exc, TimeoutError):
@@ -539,36 +573,61 @@ class RemoteEngine(Engine):
 
     def _read_json(self, resp, call, cancel, stream, on_text) -> None:
         """A server that ignored ``stream: true`` and sent one chat completion object."""
-        try:
-            raw = resp.read(_MAX_JSON_BODY)
-        except TimeoutError:
-            if self._stopped(call, cancel, stream):
-                return
-            raise RemoteEngineError(f"no answer from {self._host_label} within {self.timeout:g} s (timeout)") from None
-        except (OSError, http.client.HTTPException):
-            if self._stopped(call, cancel, stream):
-                return
-            raise RemoteEngineError(f"the connection to {self._host_label} broke off during the answer") from None
-        try:
-            obj = json.loads(raw)
-        except ValueError:
-            raise RemoteEngineError(f"the server at {self._host_label} sent invalid JSON: "
-                                    f"{_error_text(raw, self._secrets)}") from None
-        if not isinstance(obj, dict):
+        raw = b""
+        while True:
+            chunk = self._read_some(resp, call, cancel, stream)
+            if not chunk:
+                break
+            raw += chunk
+            if len(raw) > _MAX_JSON_BODY:
+                raise RemoteEngineError(f"the server at {self._host_label} sent an answer larger than "
+                                        f"{_MAX_JSON_BODY // (1024 * 1024)} MiB")
+        if stream.cancelled:
             return
+        obj = self._json_object(raw, "answer")
         if "error" in obj:
             raise RemoteEngineError(f"the server at {self._host_label} reported an error: "
                                     f"{_error_text(raw, self._secrets)}")
         self._usage(obj, stream)
-        choices = obj.get("choices") or []
-        if choices and isinstance(choices[0], dict):
-            stream.saw_data = True
-            message = choices[0].get("message") or {}
-            content = message.get("content") if isinstance(message, dict) else None
-            if isinstance(content, str) and content:
-                self._deliver(content, stream, on_text)
-            if choices[0].get("finish_reason"):
-                stream.finish = str(choices[0]["finish_reason"])
+        for choice in self._choices(obj):
+            stream.saw_data = stream.done = True
+            message = choice.get("message")
+            if message is None:
+                message = {}
+            elif not isinstance(message, dict):
+                self._malformed("a choice's message is not an object")
+            content = self._text(message, "content")
+            if content:
+                self._deliver(content[: stream.limit * _MAX_CHARS_PER_PIECE], stream, on_text)
+            self._finish(choice, stream)
+
+    def _read_some(self, resp, call, cancel, stream) -> bytes:
+        """The next bytes of the body (b"" at its end or on a cancel), waiting at most until the
+        stream's deadline; a timeout or a broken connection raises ``RemoteEngineError``."""
+        if self._stopped(call, cancel, stream):
+            return b""
+        left = stream.deadline - time.monotonic()
+        try:
+            if left <= 0:
+                raise TimeoutError
+            call.sock.settimeout(left)
+            return resp.read1(65536)
+        except TimeoutError:
+            if self._stopped(call, cancel, stream):
+                return b""
+            if stream.tokens == 0:
+                raise RemoteEngineError(f"no answer from {self._host_label} within {stream.timeout:g} s (timeout; "
+                                        f"keep-alive messages do not count); the server may be busy or still "
+                                        f"loading the model") from None
+            raise RemoteEngineError(f"the server at {self._host_label} stopped sending for more than "
+                                    f"{stream.timeout:g} s (timeout) after {len(stream.pieces)} piece(s)") from None
+        except (OSError, ValueError, AttributeError, http.client.HTTPException):
+            if self._stopped(call, cancel, stream):
+                return b""
+            if stream.saw_data:
+                return b""            # kept, and marked incomplete: the final event never came
+            raise RemoteEngineError(f"the connection to {self._host_label} broke off before the answer "
+                                    f"began") from None
 
     @staticmethod
     def _usage(obj: dict, stream: _Stream) -> None:
@@ -581,27 +640,13 @@ class RemoteEngine(Engine):
                 stream.completion_tokens = c
 
     def _read_sse(self, resp, call, cancel, stream, on_text) -> None:
-        """Read ``data: {...}`` events until ``data: [DONE]``, the end of the body, or a cancel."""
+        """Read ``data: {...}`` events until ``data: [DONE]``, the end of the body, the piece limit
+        or a cancel."""
         buf = b""
         while True:
-            if self._stopped(call, cancel, stream):
-                return
-            try:
-                chunk = resp.read1(65536)
-            except TimeoutError:
-                if self._stopped(call, cancel, stream):
-                    return
-                raise RemoteEngineError(f"the server at {self._host_label} stopped sending for more than "
-                                        f"{self.timeout:g} s (timeout) after {len(stream.pieces)} piece(s)") from None
-            except (OSError, ValueError, http.client.HTTPException):
-                if self._stopped(call, cancel, stream):
-                    return
-                raise RemoteEngineError(f"the connection to {self._host_label} broke off after "
-                                        f"{len(stream.pieces)} piece(s) of the answer") from None
+            chunk = self._read_some(resp, call, cancel, stream)
             if not chunk:
-                if self._stopped(call, cancel, stream):
-                    return
-                if buf:
+                if buf and not stream.cancelled:
                     self._event(buf, stream, on_text)
                 return
             buf += chunk
@@ -619,32 +664,84 @@ class RemoteEngine(Engine):
                                         f"{_MAX_LINE} bytes")
 
     def _event(self, line: bytes, stream: _Stream, on_text: Optional[TextCallback]) -> bool:
-        """Handle one SSE line; True at ``[DONE]``. Malformed JSON is skipped."""
+        """Handle one SSE line; True when reading must stop (``[DONE]``, or the piece limit passed)."""
         line = line.rstrip(b"\r")
         if not line.startswith(b"data:"):
             return False          # blank separators, ": comments", event:, id:, retry:
         data = line[5:].strip()
+        if not data:
+            return False
         if data == b"[DONE]":
-            stream.saw_data = True
+            stream.saw_data = stream.done = True
             return True
-        try:
-            obj = json.loads(data)
-        except ValueError:
-            return False
-        if not isinstance(obj, dict):
-            return False
+        obj = self._json_object(data, "stream event")
         stream.saw_data = True
         if obj.get("error"):
             raise RemoteEngineError(f"the server at {self._host_label} reported an error while answering: "
                                     f"{_error_text(data, self._secrets)}")
+        if obj.get("usage") is not None:
+            stream.progress()
         self._usage(obj, stream)
-        for choice in obj.get("choices") or []:
-            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+        for choice in self._choices(obj):
+            if choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta")
-            content = delta.get("content") if isinstance(delta, dict) else None
-            if isinstance(content, str) and content:
-                self._deliver(content, stream, on_text)
-            if choice.get("finish_reason"):
-                stream.finish = str(choice["finish_reason"])
+            if delta is None:
+                delta = {}
+            elif not isinstance(delta, dict):
+                self._malformed("a choice's delta is not an object")
+            pieces = [(name, self._text(delta, name)) for name in ("content", "reasoning_content", "reasoning")]
+            pieces = [(name, text) for name, text in pieces if text]
+            if pieces:
+                if stream.tokens >= stream.limit or stream.chars > stream.limit * _MAX_CHARS_PER_PIECE:
+                    stream.overrun = True       # the server ignores max_tokens: we stop here
+                    return True
+                stream.tokens += 1
+                stream.progress()
+            for name, text in pieces:
+                stream.chars += len(text)
+                if name == "content":
+                    self._deliver(text, stream, on_text)
+            if self._finish(choice, stream):
+                stream.progress()
         return False
+
+    def _json_object(self, data: bytes, what: str) -> dict:
+        """``data`` as a JSON object; anything else is a ``RemoteEngineError`` naming ``what``."""
+        try:
+            obj = json.loads(data.decode("utf-8"))
+        except UnicodeDecodeError:
+            self._malformed(f"a {what} that is not UTF-8 text")
+        except ValueError:
+            self._malformed(f"a {what} that is not JSON: {_error_text(data, self._secrets)}")
+        if not isinstance(obj, dict):
+            self._malformed(f"a {what} that is not a JSON object: {_error_text(data, self._secrets)}")
+        return obj
+
+    def _choices(self, obj: dict) -> List[dict]:
+        choices = obj.get("choices")
+        if choices is None:
+            return []
+        if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
+            self._malformed("'choices' that is not a list of objects")
+        return choices
+
+    def _text(self, obj: dict, name: str) -> str:
+        value = obj.get(name)
+        if value is not None and not isinstance(value, str):
+            self._malformed(f"a {name!r} that is not text")
+        return value or ""
+
+    def _finish(self, choice: dict, stream: _Stream) -> bool:
+        """Note the choice's finish reason; True when it has one."""
+        reason = choice.get("finish_reason")
+        if reason is None:
+            return False
+        if not isinstance(reason, str):
+            self._malformed("a 'finish_reason' that is not text")
+        stream.finish = reason
+        return True
+
+    def _malformed(self, what: str) -> NoReturn:
+        raise RemoteEngineError(f"the server at {self._host_label} sent {what}; is {self.url} an "
+                                f"OpenAI-compatible chat completions endpoint?")

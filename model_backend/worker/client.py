@@ -1,6 +1,12 @@
 """The caller's side of PROTOCOL.md: start a worker, send requests, stream replies (standard library
 and numpy only: the QGIS process imports this module). Methods block the calling thread, so call them
-from a background task, never from a GUI thread."""
+from a background task, never from a GUI thread.
+
+Every call is bounded: by its ``timeout`` (seconds; ``load`` and ``ask`` have long defaults, a model
+may download or generate for minutes) and by the worker's heartbeat: a worker not heard from for
+``silence_timeout`` seconds (hung, stopped) ends the call with a ``WorkerError``. Chips go through a
+temporary folder ``earthgptx-chips-PID-*`` (PID: this process), removed when the worker ends; folders
+of processes that no longer run are removed when a worker starts."""
 
 from __future__ import annotations
 
@@ -26,6 +32,10 @@ from . import PROTOCOL_VERSION
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _FINAL = {"hello": {"hello"}, "load": {"loaded"}, "ask": {"answer"}, "cancel": {"ok"}, "status": {"status"},
           "shutdown": {"bye"}}
+LOAD_TIMEOUT_S = 3600.0
+ASK_TIMEOUT_S = 1800.0
+CHIPS_PREFIX = "earthgptx-chips-"
+_POLL_S = 0.5
 _ERRORS = {cls.__name__: cls for cls in (InvalidArgumentError, InvalidPromptError, ModelNotFoundError,
                                          InsufficientMemoryError)}
 
@@ -33,9 +43,13 @@ _ERRORS = {cls.__name__: cls for cls in (InvalidArgumentError, InvalidPromptErro
 class WorkerClient:
     """One worker process. ``python``: the interpreter of the worker's environment."""
 
-    def __init__(self, python: str = sys.executable, heartbeat: float = 2.0, env: Optional[Dict[str, str]] = None):
+    def __init__(self, python: str = sys.executable, heartbeat: float = 2.0, env: Optional[Dict[str, str]] = None,
+                 silence_timeout: float = 30.0):
+        if not silence_timeout > 2 * heartbeat:
+            raise InvalidArgumentError("silence_timeout must be more than two heartbeats")
         self.python = python
         self.heartbeat = heartbeat
+        self.silence_timeout = silence_timeout
         self.env = env
         self.process: Optional[subprocess.Popen] = None
         self.last_seen = 0.0
@@ -62,10 +76,11 @@ class WorkerClient:
                 cwd=PACKAGE_PARENT, text=True, encoding="utf-8", bufsize=1)
         except OSError as exc:
             raise WorkerError(f"cannot start the worker with {self.python}: {exc.strerror}") from None
-        self._tmp = tempfile.mkdtemp(prefix="earthgptx-chips-")
+        remove_orphaned_chip_folders()
+        self._tmp = tempfile.mkdtemp(prefix=f"{CHIPS_PREFIX}{os.getpid()}-")
         self._eof = threading.Event()
         self.last_seen = time.monotonic()
-        threading.Thread(target=self._read_stdout, args=(self.process, self._eof), daemon=True).start()
+        threading.Thread(target=self._read_stdout, args=(self.process, self._eof, self._tmp), daemon=True).start()
         threading.Thread(target=self._read_stderr, args=(self.process,), daemon=True).start()
         hello = self._request({"type": "hello"}, timeout=timeout)
         if hello.get("protocol") != PROTOCOL_VERSION:
@@ -107,21 +122,30 @@ class WorkerClient:
         return self.start(timeout)
 
     # -- requests -----------------------------------------------------------------------------------
-    def load(self, on_progress: Optional[Callable[[str], None]] = None, timeout: Optional[float] = None,
+    def load(self, on_progress: Optional[Callable[[str], None]] = None, timeout: float = LOAD_TIMEOUT_S,
              **fields: Any) -> Dict[str, Any]:
-        """Load a model (fields of PROTOCOL.md's ``load``); returns its description."""
+        """Load a model (fields of PROTOCOL.md's ``load``) within ``timeout`` seconds; returns its
+        description."""
         reply = self._request({"type": "load", **fields}, timeout=timeout,
                               on_event=lambda m: on_progress and m["type"] == "progress" and on_progress(m["message"]))
         return reply["model"]
 
     def ask(self, request: AskRequest, on_text: Optional[Callable[[str], None]] = None,
-            cancel: Optional[threading.Event] = None, timeout: Optional[float] = None) -> Answer:
-        """Ask a question; ``on_text`` gets the answer as it streams; setting ``cancel`` stops it."""
+            cancel: Optional[threading.Event] = None, timeout: float = ASK_TIMEOUT_S) -> Answer:
+        """Ask a question; ``on_text`` gets the answer as it streams; setting ``cancel`` stops it. Past
+        ``timeout`` seconds the worker is told to stop and a ``WorkerError`` says so."""
         if not self.alive:
             raise WorkerError("the worker is not running; restart it")
         rid = next(self._ids)
         chip = os.path.join(self._tmp, f"chip-{rid}.npy")
-        np.save(chip, np.ascontiguousarray(request.image, dtype=np.uint8), allow_pickle=False)
+        try:
+            os.makedirs(self._tmp, exist_ok=True)  # a temp cleaner may have removed it
+            np.save(chip, np.ascontiguousarray(request.image, dtype=np.uint8), allow_pickle=False)
+        except OSError as exc:
+            if os.path.exists(chip):
+                os.remove(chip)
+            raise WorkerError(f"cannot hand the chip to the worker through {self._tmp}: "
+                              f"{exc.strerror or exc}") from None
         message = {"type": "ask", "id": rid, "chip": chip, "instruction": request.instruction,
                    "task": request.task.value, "modality": request.modality.value,
                    "prompts": prompts_to_dicts(request.prompts),
@@ -133,6 +157,10 @@ class WorkerClient:
         try:
             reply = self._request(message, timeout=timeout,
                                   on_event=lambda m: on_text and m["type"] == "token" and on_text(m["text"]))
+        except WorkerError:
+            if self.alive:  # timed out or went silent: stop the job so the worker is free again
+                self._send({"type": "cancel", "id": f"cancel-{rid}", "target": rid})
+            raise
         finally:
             watcher_stop.set()
             if os.path.exists(chip):
@@ -175,11 +203,17 @@ class WorkerClient:
             self._send(message)
             deadline = None if timeout is None else time.monotonic() + timeout
             while True:
-                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                left = _POLL_S if deadline is None else min(_POLL_S, deadline - time.monotonic())
                 try:
-                    reply = inbox.get(timeout=left)
+                    reply = inbox.get(timeout=max(0.0, left))
                 except queue.Empty:
-                    raise WorkerError(f"the worker did not answer {message['type']} within {timeout:g} s") from None
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise WorkerError(f"the model worker did not finish {message['type']} within "
+                                          f"{timeout:g} s") from None
+                    if self.seconds_since_heard() > self.silence_timeout and self.alive:
+                        raise WorkerError(f"the model worker stopped answering (nothing heard from it for "
+                                          f"{self.silence_timeout:g} s); restart it") from None
+                    continue
                 if reply is None:
                     raise WorkerError(self._death_message())
                 if reply["type"] == "error":
@@ -193,7 +227,7 @@ class WorkerClient:
             with self._pending_lock:
                 self._pending.pop(rid, None)
 
-    def _read_stdout(self, process: subprocess.Popen, eof: threading.Event) -> None:
+    def _read_stdout(self, process: subprocess.Popen, eof: threading.Event, chips: str) -> None:
         for line in process.stdout:
             self.last_seen = time.monotonic()
             try:
@@ -209,6 +243,7 @@ class WorkerClient:
             if inbox is not None:  # replies to requests nobody waits for any more are dropped
                 inbox.put(message)
         process.wait()
+        shutil.rmtree(chips, ignore_errors=True)
         with self._pending_lock:
             eof.set()
             for inbox in self._pending.values():
@@ -228,3 +263,25 @@ class WorkerClient:
 
     def stderr_tail(self) -> List[str]:
         return list(self._stderr)
+
+
+def remove_orphaned_chip_folders() -> None:
+    """Remove the chip folders of processes that no longer run (POSIX; on Windows a signal-0 probe
+    would end the process, so the folders there are left to the system's temp cleaning)."""
+    if os.name != "posix":
+        return
+    base = tempfile.gettempdir()
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(CHIPS_PREFIX):].split("-", 1)[0] if name.startswith(CHIPS_PREFIX) else ""
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+        except OSError:
+            pass  # runs, as another user

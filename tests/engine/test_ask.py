@@ -2,10 +2,12 @@
 and a scripted OpenAI-compatible server on loopback whose grounded box must land where its
 coordinates point on the map."""
 
+import itertools
 import json
 import os
 import subprocess
 import sys
+import time
 
 import fiona
 import numpy as np
@@ -101,3 +103,24 @@ def test_ask_bad_input_exits_2(tmp_path):
     r = run("ask", RASTERS["utm_landsat"], "hi", "--model", "earthgptx-test/not-there", "--out", str(tmp_path / "o.gpkg"))
     assert r.returncode == 2 and "hf download" in r.stderr
     assert not os.path.exists(tmp_path / "o.gpkg")
+
+
+def test_cli_timeout_bounds_a_server_that_only_keeps_alive(tmp_path):
+    endless = (": keep-alive\n\n" for _ in itertools.count())
+    with serve(stream(endless, delay=0.05)) as srv:
+        start = time.monotonic()
+        r = run("ask", RASTERS["utm_landsat"], "What is this?", "--backend", "openai", "--endpoint", url(srv),
+                "--model", "m", "--timeout", "1", "--out", str(tmp_path / "o.gpkg"))
+    assert time.monotonic() - start < 60
+    assert r.returncode != 0 and "within 1 s" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_keeps_a_cut_stream_marked_incomplete_and_says_so(tmp_path):
+    out = str(tmp_path / "o.gpkg")
+    with serve(stream(sse_events(["a harbour ", "with"], done=False)[:3], chunked=False)) as srv:
+        r = run("ask", RASTERS["utm_landsat"], "What is this?", "--backend", "openai", "--endpoint", url(srv),
+                "--model", "m", "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert "ended before the server's end-of-answer marker" in r.stderr
+    (_, props), = layer(out, "answers")
+    assert props["answer"] == "a harbour with" and props["finish_reason"] == "incomplete"

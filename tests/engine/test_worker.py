@@ -3,9 +3,12 @@ ask, cancel in the middle, status while busy, errors that keep it alive, kill ->
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -164,3 +167,53 @@ def test_the_client_reader_survives_stray_lines_on_the_workers_stdout(tmp_path):
         assert any("[1, 2]" in line for line in client.stderr_tail())
     finally:
         client.kill()
+
+
+def test_a_stopped_worker_ends_every_call_with_a_clear_error(tiny):
+    """SIGSTOP: the process lives but says nothing; calls without a timeout of their own still end."""
+    client = WorkerClient(python=sys.executable, heartbeat=0.2, env=dict(os.environ, HF_HUB_OFFLINE="1"),
+                          silence_timeout=2.0)
+    try:
+        client.start()
+        load(client, tiny)
+        os.kill(client.process.pid, signal.SIGSTOP)
+        start = time.monotonic()
+        with pytest.raises(WorkerError, match="stopped answering .*2 s.*restart"):
+            client.ask(AskRequest(CHIP, "Describe everything.", max_new_tokens=5))
+        with pytest.raises(WorkerError, match="stopped answering"):
+            client.load(model=tiny, device="cpu", quantization="fp32")
+        assert time.monotonic() - start < 10
+        assert client.alive
+    finally:
+        client.kill()
+
+
+def test_an_ask_past_its_timeout_is_stopped_on_the_worker(worker, tiny):
+    load(worker, tiny)
+    with pytest.raises(WorkerError, match="did not finish ask within 0.3 s"):
+        worker.ask(AskRequest(CHIP, "Describe everything.", max_new_tokens=2000), timeout=0.3)
+    deadline = time.monotonic() + 60
+    while worker.status()["state"] != "idle" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert worker.status()["state"] == "idle"          # the cancel reached it: free for the next question
+    assert worker.ask(AskRequest(CHIP, "hi", max_new_tokens=3), timeout=120).meta.generated_tokens <= 3
+
+
+def test_chip_folders_of_killed_workers_and_dead_callers_are_removed():
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    orphan = tempfile.mkdtemp(prefix=f"earthgptx-chips-{dead.pid}-")
+    ours = tempfile.mkdtemp(prefix=f"earthgptx-chips-{os.getpid()}-")
+    client = WorkerClient(python=sys.executable, heartbeat=0.2, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    try:
+        client.start()
+        folder = client._tmp
+        assert os.path.isdir(folder) and not os.path.exists(orphan) and os.path.isdir(ours)
+        os.kill(client.process.pid, signal.SIGKILL)          # killed from outside, the client never told
+        deadline = time.monotonic() + 10
+        while os.path.exists(folder) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not os.path.exists(folder)
+    finally:
+        client.kill()
+        os.rmdir(ours)

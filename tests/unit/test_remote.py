@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import http.client
 import io
+import itertools
 import json
 import socket
 import threading
@@ -24,7 +25,7 @@ from model_backend.models.remote import RemoteEngine, RemoteEngineError, chat_co
 GROUNDING_ANSWER = '```json\n[{"bbox_2d": [100, 200, 300, 400], "label": "ship"}]\n```'
 
 
-from openai_server import error, serve, sse_events, stream, url
+from openai_server import delta, error, serve, sse_events, stream, url
 
 
 def chip(w, h, value=None):
@@ -163,16 +164,99 @@ def test_large_rel_1000_chip_is_scaled_down_and_small_chip_sent_losslessly():
     assert np.array_equal(np.asarray(image), small)
 
 
-def test_no_usage_length_malformed_lines_and_close_delimited_stream():
-    events = [": keep-alive\n\n", "event: message\n", "data: {not json\n\n", "data: [1, 2]\n\n"]
+def test_comments_and_event_lines_are_ignored_and_a_stream_without_done_is_kept_as_incomplete():
+    events = [": keep-alive\n\n", "event: message\n", "data:\n\n"]
     events += sse_events(["alpha ", "beta ", "gamma"], finish="length", done=False)
     with serve(stream(events, chunked=False)) as srv:
         got = []
         answer = RemoteEngine(url(srv, ""), "m").ask(AskRequest(chip(64, 64), "Q?"), on_text=got.append)
     assert got == ["alpha ", "beta ", "gamma"] and answer.text == "alpha beta gamma"
-    assert answer.meta.finish_reason == "length"
+    assert answer.meta.finish_reason == "incomplete"
     assert (answer.meta.prompt_tokens, answer.meta.generated_tokens) == (0, 3)
     assert answer.regions == []
+
+
+def test_length_is_the_servers_finish_reason_when_the_stream_is_whole():
+    with serve(stream(sse_events(["alpha ", "beta"], finish="length"))) as srv:
+        answer = RemoteEngine(url(srv), "m").ask(AskRequest(chip(32, 32), "Q?"))
+    assert (answer.text, answer.meta.finish_reason) == ("alpha beta", "length")
+
+
+@pytest.mark.parametrize("event, words", [
+    (b"data: {not json\n\n", "not JSON"),
+    (b"data: [1, 2]\n\n", "not a JSON object"),
+    (b'data: {"choices": 5}\n\n', "'choices' that is not a list"),
+    (b'data: {"choices": [7]}\n\n', "'choices' that is not a list"),
+    (b'data: {"choices": [{"index": 0, "delta": "text"}]}\n\n', "delta is not an object"),
+    (b'data: {"choices": [{"index": 0, "delta": {"content": 5}}]}\n\n', "'content' that is not text"),
+    (b'data: {"choices": [{"index": 0, "delta": {}, "finish_reason": 1}]}\n\n', "'finish_reason' that is not"),
+    (b'data: {"choices": [{"index": 0, "delta": {"content": "caf\xe9"}}]}\n\n', "not UTF-8"),
+])
+def test_a_malformed_event_is_an_error_not_silence(event, words):
+    events = sse_events(["partial "], done=False)[:2] + [event] + sse_events(["more"])[1:]
+    with serve(stream(events)) as srv:
+        with pytest.raises(RemoteEngineError, match=words) as info:
+            RemoteEngine(url(srv), "m").ask(AskRequest(chip(32, 32), "Q?"))
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("body", ['{"choices": 5}', '{"choices": [{"message": "hi"}]}', '[1]', '{"choices": [{'])
+def test_a_malformed_json_answer_is_an_error(body):
+    with serve(error(200, body)) as srv:
+        with pytest.raises(RemoteEngineError, match="sent .*OpenAI-compatible"):
+            RemoteEngine(url(srv), "m").ask(AskRequest(chip(32, 32), "Q?"))
+
+
+def test_an_endless_stream_is_cut_at_max_new_tokens():
+    endless = ("data: " + json.dumps(delta(f"w{i} ")) + "\n\n" for i in itertools.count())
+    with serve(stream(endless)) as srv:
+        got = []
+        start = time.monotonic()
+        answer = RemoteEngine(url(srv), "m").ask(AskRequest(chip(32, 32), "Q?", max_new_tokens=20), on_text=got.append)
+    assert time.monotonic() - start < 5
+    assert len(got) == 20 and answer.text == "".join(f"w{i} " for i in range(20))
+    assert answer.meta.finish_reason == "length"
+
+
+def test_an_endless_stream_of_huge_pieces_is_cut_by_characters():
+    endless = ("data: " + json.dumps(delta("x" * 10_000)) + "\n\n" for _ in itertools.count())
+    with serve(stream(endless)) as srv:
+        answer = RemoteEngine(url(srv), "m").ask(AskRequest(chip(32, 32), "Q?", max_new_tokens=50))
+    assert answer.meta.finish_reason == "length" and len(answer.text) <= 50 * 64 + 10_000
+
+
+def test_keep_alives_do_not_hold_off_the_first_token_timeout():
+    endless = (": keep-alive\n\n" for _ in itertools.count())
+    with serve(stream(endless, delay=0.05)) as srv:
+        start = time.monotonic()
+        with pytest.raises(RemoteEngineError, match=r"no answer .* within 0.5 s .*keep-alive"):
+            RemoteEngine(url(srv), "m", timeout=0.5).ask(AskRequest(chip(32, 32), "Q?"))
+    assert time.monotonic() - start < 2.0
+
+
+def test_keep_alives_do_not_hold_off_the_idle_timeout():
+    events = itertools.chain(sse_events(["first "])[:2], (": keep-alive\n\n" for _ in itertools.count()))
+    with serve(stream(events, delay=0.05)) as srv:
+        start = time.monotonic()
+        with pytest.raises(RemoteEngineError, match="stopped sending for more than 0.5 s"):
+            RemoteEngine(url(srv), "m", timeout=0.5).ask(AskRequest(chip(32, 32), "Q?"))
+    assert time.monotonic() - start < 2.5
+
+
+def test_the_timeout_bounds_each_wait_not_the_whole_answer():
+    pieces = [f"p{i} " for i in range(8)]
+    with serve(stream(sse_events(pieces), delay=0.2)) as srv:
+        start = time.monotonic()
+        answer = RemoteEngine(url(srv), "m", timeout=0.6).ask(AskRequest(chip(32, 32), "Q?"))
+    assert time.monotonic() - start > 1.2            # longer than the timeout in all, never between pieces
+    assert answer.text == "".join(pieces) and answer.meta.finish_reason == "stop"
+
+
+@pytest.mark.parametrize("endpoint", ["http://[::1:8000/v1", "http://[fe80::1/v1", "http://]::1[/v1"])
+def test_an_unclosed_ipv6_endpoint_is_one_clear_line(endpoint):
+    with pytest.raises(InvalidArgumentError, match="endpoint") as info:
+        RemoteEngine(endpoint, "m")
+    assert "\n" not in str(info.value)
 
 
 def test_non_streaming_json_answer_is_accepted():
@@ -364,13 +448,13 @@ def test_server_closing_without_answer_is_retried():
     assert len(accepted) == 3
 
 
-def test_no_retry_once_streaming_started():
+def test_a_stream_cut_after_it_began_is_kept_as_incomplete_and_not_retried():
     events = sse_events(["first ", "second"], done=False)[:2]
     with serve(stream(events, terminate=False)) as srv:
         got = []
-        with pytest.raises(RemoteEngineError, match="broke off after 1 piece"):
-            RemoteEngine(url(srv), "m", retries=3).ask(AskRequest(chip(32, 32), "Q?"), on_text=got.append)
-    assert got == ["first "] and len(srv.received) == 1
+        answer = RemoteEngine(url(srv), "m", retries=3).ask(AskRequest(chip(32, 32), "Q?"), on_text=got.append)
+    assert got == ["first "] and answer.text == "first " and answer.meta.finish_reason == "incomplete"
+    assert len(srv.received) == 1
 
 
 def test_server_that_never_answers_times_out():
