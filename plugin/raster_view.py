@@ -60,6 +60,9 @@ class LayerView:
     def of(cls, layer: QgsRasterLayer) -> "LayerView":
         if not layer.crs().isValid():
             raise NoCRSError(f"{layer.name()} has no coordinate reference system; set one in its properties")
+        if layer.providerType() == "gdal" and not _placed_by_gdal(layer.source()):
+            raise NoCRSError(f"{layer.name()} has a CRS but no geotransform or GCPs: QGIS draws it at pixel "
+                             f"coordinates, not on the map; georeference it first (Raster > Georeferencer)")
         e = layer.extent()
         w, h = layer.width(), layer.height()
         affine = Affine(e.xMinimum(), e.width() / w, 0.0, e.yMaximum(), 0.0, -e.height() / h)
@@ -71,6 +74,20 @@ class LayerView:
         x0, y0 = self.affine.apply(w.col_off, w.row_off)
         x1, y1 = self.affine.apply(w.col_off + w.width, w.row_off + w.height)
         return QgsRectangle(float(min(x0, x1)), float(min(y0, y1)), float(max(x0, x1)), float(max(y0, y1)))
+
+
+def _placed_by_gdal(source: str) -> bool:
+    """False when GDAL opens ``source`` and finds neither a geotransform nor GCPs (True when it cannot
+    tell: the layer is then taken as QGIS shows it)."""
+    from osgeo import gdal  # QGIS's own GDAL bindings
+
+    try:
+        dataset = gdal.OpenEx(source, gdal.OF_RASTER | gdal.OF_READONLY)
+    except RuntimeError:
+        return True
+    if dataset is None:
+        return True
+    return dataset.GetGeoTransform(can_return_null=True) is not None or dataset.GetGCPCount() > 0
 
 
 def view_prompts(view: LayerView, prompts: Sequence[DrawnPrompt]) -> Tuple[List[VisualPrompt], bool]:

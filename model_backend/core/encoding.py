@@ -24,6 +24,20 @@ from .errors import InvalidArgumentError
 from .prompts import PromptKind, VisualPrompt
 
 
+#: the longest side over the shortest that every family's image processor takes (Qwen-VL's refuse 200)
+MAX_ASPECT = 100
+
+
+def pad_to_aspect(image: np.ndarray, max_aspect: int = MAX_ASPECT) -> np.ndarray:
+    """``image`` (H, W, ...) with black rows at the bottom or columns at the right so that its long
+    side is at most ``max_aspect`` times its short side; the same array when it already is."""
+    h, w = image.shape[:2]
+    if max(w, h) <= max_aspect * min(w, h):
+        return image
+    pad_h, pad_w = max(0, -(-w // max_aspect) - h), max(0, -(-h // max_aspect) - w)
+    return np.pad(image, ((0, pad_h), (0, pad_w)) + ((0, 0),) * (image.ndim - 2))
+
+
 class Convention(str, enum.Enum):
     CHIP_PIXELS = "chip_pixels"
     SQUARE_UNIT = "square_unit"
@@ -33,17 +47,27 @@ class Convention(str, enum.Enum):
 
 @dataclass(frozen=True)
 class CoordinateFrame:
-    """How one model sees coordinates on a ``chip_width`` x ``chip_height`` chip."""
+    """How one model sees coordinates on a ``chip_width`` x ``chip_height`` chip.
+
+    ``image_width`` x ``image_height`` (default: the chip's) is the image the model is given: the chip
+    at its top-left corner, padded on the right and bottom (``pad_to_aspect``). Coordinates are
+    relative to that image; parsed regions are clamped to the chip (``models.parsing``).
+    """
 
     convention: Convention
     chip_width: int
     chip_height: int
     resized_width: Optional[int] = None
     resized_height: Optional[int] = None
+    image_width: Optional[int] = None
+    image_height: Optional[int] = None
 
     def __post_init__(self) -> None:
         if self.chip_width < 1 or self.chip_height < 1:
             raise InvalidArgumentError(f"chip size must be positive, got {self.chip_width}x{self.chip_height}")
+        if (self.image_width or self.chip_width) < self.chip_width or (
+                self.image_height or self.chip_height) < self.chip_height:
+            raise InvalidArgumentError("the padded image must hold the chip")
         if self.convention is Convention.RESIZED_PIXELS and not (
                 self.resized_width and self.resized_height and self.resized_width > 0 and self.resized_height > 0):
             raise InvalidArgumentError("the resized_pixels convention needs the resized image size")
@@ -51,7 +75,7 @@ class CoordinateFrame:
     # -- forward: chip pixels -> model numbers -------------------------------------------------
     def _linear(self) -> Tuple[float, float, float, float]:
         """(scale_x, offset_x, scale_y, offset_y) with model = chip * scale + offset."""
-        w, h = float(self.chip_width), float(self.chip_height)
+        w, h = float(self.image_width or self.chip_width), float(self.image_height or self.chip_height)
         c = self.convention
         if c is Convention.CHIP_PIXELS:
             return 1.0, 0.0, 1.0, 0.0

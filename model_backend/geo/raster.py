@@ -30,6 +30,23 @@ from ..core.normalise import Modality, ModalityGuess, check_bands, default_bands
 _MODALITY_SAMPLE = 256
 
 
+def check_gcps(name: str, gcps: Sequence[Tuple[float, float, float, float]]) -> None:
+    """Refuse GCPs (pixel col, row; map x, y) no polynomial can be fitted to: fewer than three,
+    non-finite values, or all on one line (or one point) in pixel or in map space."""
+    if len(gcps) < 3:
+        raise UnsupportedDataError(f"{name} has {len(gcps)} GCP(s): at least three, not on one line, are needed "
+                                   f"to place it; add GCPs (QGIS's Georeferencer)")
+    points = np.asarray(gcps, dtype=float)
+    if not np.isfinite(points).all():
+        raise UnsupportedDataError(f"{name} has GCPs with missing (NaN or infinite) coordinates; fix its GCPs")
+    for space, xy in (("pixel", points[:, :2]), ("map", points[:, 2:])):
+        centred = xy - xy.mean(axis=0)
+        singular = np.linalg.svd(centred, compute_uv=False)
+        if singular[-1] <= 1e-9 * max(singular[0], 1e-300):
+            raise UnsupportedDataError(f"{name} has GCPs that all lie on one line (or one point) in {space} "
+                                       f"space: they cannot place the raster; fix or add GCPs")
+
+
 class RasterSource:
     """An open raster and its read view. Use as a context manager."""
 
@@ -38,11 +55,13 @@ class RasterSource:
         if not os.path.exists(self.path) and "://" not in self.path and not self.path.startswith("/vsi"):
             raise UnreadableRasterError(f"no such file: {self.path}")
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", NotGeoreferencedWarning)  # reported as NoCRSError below
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", NotGeoreferencedWarning)  # reported as NoCRSError below
                 self._src = rasterio.open(self.path)
         except (RasterioError, OSError) as exc:
             raise UnreadableRasterError(f"cannot read {self.path} as a raster: {_first_line(exc)}") from None
+        #: GDAL has neither a geotransform nor GCPs nor RPCs for the file (rasterio then says identity)
+        self._ungeoreferenced = any(issubclass(w.category, NotGeoreferencedWarning) for w in caught)
         try:
             self._init_georeferencing()
         except Exception:
@@ -55,19 +74,30 @@ class RasterSource:
         if src.count == 0:
             hint = f"; it holds subdatasets, open one of them, e.g. {src.subdatasets[0]}" if src.subdatasets else ""
             raise UnsupportedDataError(f"{os.path.basename(self.path)} has no raster bands{hint}")
+        name = os.path.basename(self.path)
         gcps, gcp_crs = src.gcps
         self._gcp_transformer = None
+        if not gcps and (self._ungeoreferenced or src.transform.is_identity and src.rpcs):
+            if src.crs is None:
+                raise NoCRSError(f"{name} is not georeferenced (no geotransform, GCPs or CRS)")
+            raise NoCRSError(f"{name} has a CRS but no geotransform or GCPs, so its pixels have no place on the map "
+                             f"(QGIS would draw it at pixel coordinates); georeference it first (QGIS's "
+                             f"Georeferencer, or gdal_translate -a_ullr)")
         if src.crs is None and not gcps:
-            if src.transform.is_identity:
-                raise NoCRSError(f"{os.path.basename(self.path)} is not georeferenced (no geotransform, GCPs or CRS)")
-            raise NoCRSError(f"{os.path.basename(self.path)} has a geotransform but no CRS; assign one first")
-        if src.crs is None and gcps:
+            raise NoCRSError(f"{name} has a geotransform but no CRS; assign one first")
+        if gcps and (src.crs is None or src.transform.is_identity):   # GDAL places it by its GCPs
+            gcp_crs = gcp_crs or src.crs
             if gcp_crs is None:
-                raise NoCRSError(f"{os.path.basename(self.path)} has GCPs without a CRS")
+                raise NoCRSError(f"{name} has GCPs without a CRS")
             self.crs = CRS.from_wkt(gcp_crs.to_wkt())
             self.georeferencing = "gcps"
-            self._gcp_transformer = GCPTransformer(gcps)
-            self._view = WarpedVRT(src, crs=gcp_crs, add_alpha=True)
+            check_gcps(name, [(g.col, g.row, g.x, g.y) for g in gcps])
+            try:
+                self._gcp_transformer = GCPTransformer(gcps)
+                self._view = WarpedVRT(src, crs=gcp_crs, add_alpha=True)
+            except (RasterioError, ValueError) as exc:
+                raise UnsupportedDataError(f"{name}: GDAL cannot fit a transform to its {len(gcps)} GCPs "
+                                           f"({_first_line(exc)}); check or add GCPs") from None
             self.raw_affine: Optional[Affine] = None
         else:
             self.crs = CRS.from_wkt(src.crs.to_wkt())

@@ -6,6 +6,7 @@ written as coordinates in the family's convention (``model_backend.models.prompt
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from typing import Dict, Optional
@@ -15,7 +16,7 @@ import torch
 from transformers import StoppingCriteria
 from transformers.generation.streamers import BaseStreamer
 
-from ..core.encoding import Convention, CoordinateFrame
+from ..core.encoding import Convention, CoordinateFrame, pad_to_aspect
 from ..core.errors import InsufficientMemoryError
 from ..core.interface import Answer, AnswerMeta, AskRequest
 from .engine import Engine, TextCallback, finish_answer
@@ -42,12 +43,15 @@ class LocalEngine(Engine):
                 "memory_estimate_gib": round(self.plan.needed_bytes / 1024 ** 3, 2),
                 "load_seconds": round(self.load_seconds, 2)}
 
-    def frame_for(self, width: int, height: int) -> CoordinateFrame:
-        """The coordinate frame of a ``width`` x ``height`` chip as this model will see it."""
+    def frame_for(self, width: int, height: int, image_width: Optional[int] = None,
+                  image_height: Optional[int] = None) -> CoordinateFrame:
+        """The coordinate frame of a ``width`` x ``height`` chip, given to the model as an image of
+        ``image_width`` x ``image_height`` (default: the chip; larger when padded), as this model sees it."""
+        iw, ih = image_width or width, image_height or height
         if self.family.convention is Convention.RESIZED_PIXELS:
-            rw, rh = self._resized_size(width, height)
-            return CoordinateFrame(Convention.RESIZED_PIXELS, width, height, rw, rh)
-        return CoordinateFrame(self.family.convention, width, height)
+            rw, rh = self._resized_size(iw, ih)
+            return CoordinateFrame(Convention.RESIZED_PIXELS, width, height, rw, rh, iw, ih)
+        return CoordinateFrame(self.family.convention, width, height, image_width=iw, image_height=ih)
 
     def _resized_size(self, width: int, height: int):
         """The processor's resize of a chip (Qwen2.5-VL: multiples of patch x merge within its pixel range)."""
@@ -63,8 +67,9 @@ class LocalEngine(Engine):
         """(model inputs on the device, frame): the processor's tensors for ``request``."""
         from PIL import Image
 
-        frame = self.frame_for(request.image.shape[1], request.image.shape[0])
-        prompt = build_prompt(request, self.family, frame)
+        image = pad_to_aspect(request.image)  # a very elongated chip, padded to what the processor takes
+        frame = self.frame_for(request.image.shape[1], request.image.shape[0], image.shape[1], image.shape[0])
+        prompt = build_prompt(dataclasses.replace(request, image=image), self.family, frame)
         text = self.processor.apply_chat_template(prompt.messages, add_generation_prompt=True, tokenize=False)
         if self.family.name == "earthgptx":  # the native model also reads the prompts as a mask
             inputs = self.processor(text=[text], images=[prompt.image], prompts=[request.prompts],

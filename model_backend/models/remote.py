@@ -37,6 +37,7 @@ status was received or once streaming has started.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import http.client
 import io
 import ipaddress
@@ -53,7 +54,7 @@ from typing import Dict, List, NoReturn, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-from ..core.encoding import Convention, CoordinateFrame
+from ..core.encoding import Convention, CoordinateFrame, pad_to_aspect
 from ..core.errors import EarthGPTXError, InvalidArgumentError
 from ..core.families import family as lookup_family
 from ..core.interface import Answer, AnswerMeta, AskRequest
@@ -380,8 +381,9 @@ class RemoteEngine(Engine):
         t0 = time.perf_counter()
         if self._closed:
             raise RemoteEngineError("the remote engine is closed")
-        frame, size = self._frame(request)
-        prompt = build_prompt(request, self.family, frame)
+        image = pad_to_aspect(request.image)  # a very elongated chip, padded to what processors take
+        frame, size = self._frame(request.image.shape, image.shape)
+        prompt = build_prompt(dataclasses.replace(request, image=image), self.family, frame)
         image_url = _png_data_url(prompt.image, size)
         body = json.dumps({
             "model": self.model,
@@ -429,14 +431,16 @@ class RemoteEngine(Engine):
         return answer
 
     # -- internals -------------------------------------------------------------------------------
-    def _frame(self, request: AskRequest) -> Tuple[CoordinateFrame, Tuple[int, int]]:
-        """The coordinate frame of the chip and the (w, h) of the image to send."""
-        h, w = request.image.shape[:2]
+    def _frame(self, chip_shape: Tuple[int, ...], image_shape: Tuple[int, ...]
+               ) -> Tuple[CoordinateFrame, Tuple[int, int]]:
+        """The coordinate frame of a chip of ``chip_shape`` (H, W, 3) given as an image of
+        ``image_shape`` (the chip, padded), and the (w, h) of the image to send."""
+        (h, w), (ih, iw) = chip_shape[:2], image_shape[:2]
         conv = self.family.convention
         if conv is Convention.RESIZED_PIXELS:
-            rw, rh = fit_to_factor(w, h, self.family.resize_factor, self.max_image_pixels)
-            return CoordinateFrame(conv, w, h, rw, rh), (rw, rh)
-        return CoordinateFrame(conv, w, h), _fit_within(w, h, self.max_image_pixels)
+            rw, rh = fit_to_factor(iw, ih, self.family.resize_factor, self.max_image_pixels)
+            return CoordinateFrame(conv, w, h, rw, rh, iw, ih), (rw, rh)
+        return CoordinateFrame(conv, w, h, image_width=iw, image_height=ih), _fit_within(iw, ih, self.max_image_pixels)
 
     @staticmethod
     def _watch(call: _Call, cancel: threading.Event) -> None:

@@ -124,3 +124,22 @@ def test_cli_keeps_a_cut_stream_marked_incomplete_and_says_so(tmp_path):
     assert "ended before the server's end-of-answer marker" in r.stderr
     (_, props), = layer(out, "answers")
     assert props["answer"] == "a harbour with" and props["finish_reason"] == "incomplete"
+
+
+@pytest.mark.parametrize("size", [(4000, 4), (3, 2000)])
+def test_very_elongated_rasters_are_padded_to_what_the_processor_takes(tiny, tmp_path, size):
+    """Qwen-VL processors refuse an aspect ratio over 200 (a 4000x4 strip is 1000): the chip is padded."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    path = str(tmp_path / "strip.tif")
+    w, h = size
+    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=3, dtype="uint8", crs="EPSG:32618",
+                       transform=from_origin(500000, 4000000, 10, 10)) as d:
+        d.write(np.random.default_rng(1).integers(0, 255, (3, h, w), dtype=np.uint8))
+    out = str(tmp_path / "strip.gpkg")
+    r = run("ask", path, "ships", "--task", "grounding", "--model", tiny, "--device", "cpu", "--quantization", "fp32",
+            "--max-new-tokens", "4", "--out", out)
+    assert r.returncode == 0, r.stderr
+    (geom, props), = layer(out, "answers")
+    assert geom.bounds == pytest.approx((500000, 4000000 - 10 * h, 500000 + 10 * w, 4000000))

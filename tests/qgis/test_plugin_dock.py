@@ -137,6 +137,23 @@ def test_prompt_off_the_raster_is_refused_with_a_message(pkg, canvas_3857):
         view_prompts(LayerView.of(layer), [DrawnPrompt(PromptKind.POINT, 1, far, canvas.mapSettings().destinationCrs())])
 
 
+def test_a_layer_with_a_crs_but_no_geotransform_is_refused(pkg, qgis_new_project, tmp_path):
+    """QGIS draws it at pixel coordinates (0, -64)-(64, 0): answers there would be nowhere on the map."""
+    import rasterio
+    from qgis.core import QgsRasterLayer
+    from earthgptx.plugin.raster_view import LayerView
+    from earthgptx.model_backend.core.errors import NoCRSError
+    path = str(tmp_path / "crs_only.tif")
+    with rasterio.open(path, "w", driver="GTiff", width=64, height=64, count=1, dtype="uint8", crs="EPSG:32618") as d:
+        d.write(np.zeros((1, 64, 64), np.uint8))
+    layer = QgsRasterLayer(path, "crs_only")
+    assert layer.isValid() and layer.crs().isValid()
+    with pytest.raises(NoCRSError, match="crs_only has a CRS but no geotransform or GCPs"):
+        LayerView.of(layer)
+    placed = QgsRasterLayer(RASTERS["gcp_grd"], "gcps")
+    assert LayerView.of(placed).width == placed.width()
+
+
 def wait_for(condition, seconds):
     deadline = time.monotonic() + seconds
     while not condition() and time.monotonic() < deadline:

@@ -102,3 +102,12 @@ def test_locate_on_every_shared_raster(path):
     r = run(path, "--geometry", f"POINT ({x!r} {y!r})", "--crs", info["raster"]["crs"])
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["clipped"] is False
+
+
+def test_locate_refuses_a_crs_without_geotransform_with_exit_2(tmp_path):
+    path = str(tmp_path / "crs_only.tif")
+    with rasterio.open(path, "w", driver="GTiff", width=64, height=64, count=1, dtype="uint8", crs="EPSG:32618") as d:
+        d.write(np.zeros((1, 64, 64), np.uint8))
+    r = run(path)
+    assert r.returncode == 2 and "CRS but no geotransform or GCPs" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

@@ -6,9 +6,11 @@ from hypothesis import given, strategies as st
 
 from model_backend.core.affine import Affine
 from model_backend.core.encoding import (Convention, CoordinateFrame, box_corners, chip_to_crs, crs_to_chip,
-                                    resample_vertices)
+                                    pad_to_aspect, resample_vertices)
 from model_backend.core.errors import InvalidArgumentError
+from model_backend.core.families import family as lookup_family
 from model_backend.core.prompts import VisualPrompt
+from model_backend.models.parsing import parse_regions
 
 
 def test_square_unit_pads_centred_and_uses_two_decimals():
@@ -72,3 +74,39 @@ def test_box_to_crs_polygon_on_rotated_chip():
     corners = chip_to_crs(box_corners(0, 0, 10, 5), a)
     assert corners.tolist() == [[1000, 5000], [1000, 5020], [990, 5020], [990, 5000]]
     assert np.allclose(crs_to_chip(corners, a), box_corners(0, 0, 10, 5))
+
+
+@pytest.mark.parametrize("h, w", [(4, 4000), (2000, 3), (1, 101), (5, 500), (64, 64), (3, 300)])
+def test_pad_to_aspect_pads_bottom_or_right_only_as_much_as_needed(h, w):
+    image = np.full((h, w, 3), 200, np.uint8)
+    padded = pad_to_aspect(image, 100)
+    ph, pw = padded.shape[:2]
+    assert max(ph, pw) <= 100 * min(ph, pw) and padded.shape[2] == 3
+    assert np.array_equal(padded[:h, :w], image) and (padded[h:] == 0).all() and (padded[:, w:] == 0).all()
+    if max(h, w) <= 100 * min(h, w):
+        assert padded is image
+    else:
+        assert max(ph, pw) > 100 * (min(ph, pw) - 1)       # no more than needed
+
+
+@pytest.mark.parametrize("convention, resized", [(Convention.REL_1000, None), (Convention.SQUARE_UNIT, None),
+                                                 (Convention.CHIP_PIXELS, None), (Convention.RESIZED_PIXELS, (3920, 56))])
+def test_a_padded_frame_reads_coordinates_on_the_padded_image_and_clamps_to_the_chip(convention, resized):
+    frame = CoordinateFrame(convention, 4000, 4, *(resized or (None, None)), image_width=4000, image_height=40)
+    plain = CoordinateFrame(convention, 4000, 40, *(resized or (None, None)))
+    box = VisualPrompt.box(100, 1, 900, 3)
+    assert frame.encode(box) == plain.encode(box)          # the chip sits at the padded image's top-left
+    with pytest.raises(InvalidArgumentError, match="hold the chip"):
+        CoordinateFrame(convention, 4000, 40, *(resized or (None, None)), image_width=4000, image_height=4)
+    assert frame.decode_box(*plain.encode(box)) == pytest.approx(plain.decode_box(*plain.encode(box)))
+
+
+def test_regions_in_the_padding_are_dropped_and_regions_across_it_clamped_to_the_chip():
+    family = lookup_family("qwen3_vl")
+    frame = CoordinateFrame(Convention.REL_1000, 4000, 4, image_width=4000, image_height=40)
+    text = ('[{"bbox_2d": [25, 250, 225, 750], "label": "in the padding"}, '
+            '{"bbox_2d": [250, 0, 500, 500], "label": "across"}]')
+    regions, dropped = parse_regions(text, frame, family.parse_style)
+    assert [r.label for r in regions] == ["across"] and dropped == 1
+    (x1, y1), (x2, y2) = regions[0].shape.vertices
+    assert (x1, y1, x2, y2) == pytest.approx((1000, 0, 2000, 4))

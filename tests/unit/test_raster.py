@@ -168,3 +168,62 @@ def test_container_without_bands_is_unsupported(tmp_path):
     del root, ds
     with pytest.raises(UnsupportedDataError, match="no raster bands.*subdataset"):
         RasterSource(path)
+
+
+def _gtiff(path, gcps=None, srs="EPSG:4326", geotransform=None, rpc=None, size=(64, 48)):
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), size[0], size[1], 1, gdal.GDT_Byte)
+    ds.GetRasterBand(1).Fill(7)
+    from osgeo import osr
+    sr = osr.SpatialReference()
+    sr.SetFromUserInput(srs)
+    if gcps is not None:
+        ds.SetGCPs([gdal.GCP(x, y, 0, col, row) for col, row, x, y in gcps], sr.ExportToWkt())
+    elif srs:
+        ds.SetProjection(sr.ExportToWkt())
+    if geotransform:
+        ds.SetGeoTransform(geotransform)
+    if rpc:
+        ds.SetMetadata(rpc, "RPC")
+    ds = None
+    return str(path)
+
+
+def test_a_crs_without_geotransform_or_gcps_is_refused_whatever_the_crs(tmp_path):
+    """GDAL would hand out an identity transform: answers would land at (0, 0)-(64, 48) while QGIS
+    draws the raster at (0, -48)-(64, 0). Neither is on the map: refused."""
+    for srs in ("EPSG:32618", "EPSG:4326"):
+        with pytest.raises(NoCRSError, match="CRS but no geotransform or GCPs.*georeference"):
+            RasterSource(_gtiff(tmp_path / f"{srs[5:]}.tif", srs=srs))
+    rpc = {"LINE_OFF": "24", "SAMP_OFF": "32", "LAT_OFF": "10", "LONG_OFF": "20", "HEIGHT_OFF": "0",
+           "LINE_SCALE": "24", "SAMP_SCALE": "32", "LAT_SCALE": "0.1", "LONG_SCALE": "0.1", "HEIGHT_SCALE": "1",
+           "LINE_NUM_COEFF": " ".join(["0", "0", "-1"] + ["0"] * 17), "LINE_DEN_COEFF": " ".join(["1"] + ["0"] * 19),
+           "SAMP_NUM_COEFF": " ".join(["0", "1"] + ["0"] * 18), "SAMP_DEN_COEFF": " ".join(["1"] + ["0"] * 19)}
+    with pytest.raises(NoCRSError, match="no geotransform or GCPs"):
+        RasterSource(_gtiff(tmp_path / "rpc.tif", rpc=rpc))
+    # an explicit identity geotransform is a geotransform: kept
+    with RasterSource(_gtiff(tmp_path / "id.tif", srs="EPSG:32618", geotransform=(0, 1, 0, 0, 0, 1))) as src:
+        assert src.georeferencing == "geotransform"
+
+
+@pytest.mark.parametrize("gcps, words", [
+    ([(0, 0, 10, 10), (63, 47, 11, 9)], "2 GCP"),
+    ([(0, 0, 10, 10), (32, 24, 10.5, 9.0), (64, 48, 11, 9.5)], "one line .* pixel space"),
+    ([(0, 0, 10, 10)] * 4, "one line .* pixel space"),
+    ([(0, 0, 10, 10), (0, 47, 10, 10), (63, 0, 10, 10), (63, 47, 10, 10)], "one line .* map space"),
+    ([(0, 0, 10, 10), (0, 47, float("nan"), 9), (63, 0, 11, 10), (63, 47, 11, 9)], "NaN"),
+])
+def test_degenerate_gcps_get_a_clear_error(tmp_path, gcps, words):
+    with pytest.raises(UnsupportedDataError, match=words):
+        RasterSource(_gtiff(tmp_path / "g.tif", gcps=gcps))
+
+
+def test_gcps_with_a_dataset_crs_too_place_the_raster_by_its_gcps(tmp_path):
+    gcps = [(0, 0, 10, 10), (0, 48, 10, 9), (64, 0, 11, 10), (64, 48, 11, 9)]
+    path = _gtiff(tmp_path / "g.tif", gcps=gcps)
+    ds = gdal.Open(path, gdal.GA_Update)
+    ds.SetProjection(ds.GetGCPProjection())
+    ds = None
+    with RasterSource(path) as src:
+        assert src.georeferencing == "gcps"
+        xs, ys = src.raw_to_crs(np.array([64.0]), np.array([48.0]))
+    assert (xs[0], ys[0]) == pytest.approx((11, 9), abs=1e-6)

@@ -583,3 +583,16 @@ def test_a_malformed_proxy_setting_is_one_clear_line_without_its_password(monkey
     with pytest.raises(InvalidArgumentError, match="proxy") as info:
         RemoteEngine("http://vllm.internal:8000/v1", "m")
     assert "hunter2" not in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_very_elongated_chip_is_sent_padded_and_boxes_come_back_on_the_chip():
+    answer = '[{"bbox_2d": [250, 0, 500, 500], "label": "strip"}, {"bbox_2d": [0, 600, 100, 900], "label": "pad"}]'
+    with serve(stream(sse_events([answer]))) as srv:
+        got = RemoteEngine(url(srv), "m").ask(AskRequest(chip(4000, 4, value=90), "Q?", task=Task.GROUNDING))
+        image, _ = sent_image(srv.received[0])
+    assert image.size == (4000, 40)
+    pixels = np.asarray(image)
+    assert (pixels[:4] == 90).all() and (pixels[4:] == 0).all()
+    assert [r.label for r in got.regions] == ["strip"] and got.meta.dropped_regions == 1
+    (x1, y1), (x2, y2) = got.regions[0].shape.vertices
+    assert (x1, y1, x2, y2) == pytest.approx((1000, 0, 2000, 4))
