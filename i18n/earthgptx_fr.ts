@@ -103,7 +103,7 @@
     </message>
     <message>
         <location filename="../plugin/dock.py" line="94"/>
-        <location filename="../plugin/processing/ask_features.py" line="40"/>
+        <location filename="../plugin/processing/ask_features.py" line="41"/>
         <location filename="../plugin/processing/describe_scene.py" line="39"/>
         <location filename="../plugin/processing/find_objects.py" line="40"/>
         <source>Raster</source>
@@ -227,52 +227,57 @@
         <translation>le serveur s’est arrêté avant la fin de la réponse</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="292"/>
+        <location filename="../plugin/dock.py" line="291"/>
         <source>{0} region(s) found</source>
         <translation>{0} région(s) trouvée(s)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="350"/>
+        <location filename="../plugin/dock.py" line="293"/>
+        <source>({0} more past the cap of one answer were not kept)</source>
+        <translation>({0} de plus, au-delà du plafond d’une réponse, n’ont pas été gardées)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="352"/>
         <source>Model worker restarted; the model loads with the next question.</source>
         <translation>Processus de calcul redémarré ; le modèle se chargera à la prochaine question.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="359"/>
+        <location filename="../plugin/dock.py" line="361"/>
         <source>Export to GeoPackage</source>
         <translation>Exporter en GeoPackage</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="364"/>
+        <location filename="../plugin/dock.py" line="366"/>
         <source>Export to shapefiles</source>
         <translation>Exporter en shapefiles</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="372"/>
+        <location filename="../plugin/dock.py" line="374"/>
         <source>Export failed, nothing was changed: {0}</source>
         <translation>Échec de l'export, rien n'a été modifié : {0}</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="375"/>
+        <location filename="../plugin/dock.py" line="377"/>
         <source>Text longer than {0} bytes was split over continuation fields ({1}, ...).</source>
         <translation>Le texte de plus de {0} octets a été réparti sur des champs de suite ({1}, ...).</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="378"/>
+        <location filename="../plugin/dock.py" line="380"/>
         <source>Some text could not be stored as it was ({0}): NUL characters and lone surrogates were written as \uXXXX, spaces at the ends dropped from shapefiles.</source>
         <translation>Certains textes n’ont pas pu être enregistrés tels quels ({0}) : les caractères NUL et les demi-codets isolés ont été écrits \uXXXX, les espaces aux extrémités retirées des shapefiles.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="381"/>
+        <location filename="../plugin/dock.py" line="383"/>
         <source>({0} new answer(s), {1} new detection(s); nothing else in the file was changed)</source>
         <translation>({0} nouvelle(s) réponse(s), {1} nouvelle(s) détection(s) ; rien d’autre n’a été modifié dans le fichier)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="381"/>
+        <location filename="../plugin/dock.py" line="383"/>
         <source>Exported to {0}</source>
         <translation>Exporté vers {0}</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="392"/>
+        <location filename="../plugin/dock.py" line="394"/>
         <source>Restart the model worker</source>
         <translation>Redémarrer le processus de calcul</translation>
     </message>
@@ -362,48 +367,53 @@
         <translation>Version {0}. Les modèles s'exécutent dans un processus de calcul séparé ; voir le README pour les besoins en GPU.</translation>
     </message>
     <message>
-        <location filename="../plugin/processing/ask_features.py" line="29"/>
+        <location filename="../plugin/processing/ask_features.py" line="30"/>
         <source>Ask about features</source>
         <translation>Interroger sur des entités</translation>
     </message>
     <message>
-        <location filename="../plugin/processing/ask_features.py" line="32"/>
+        <location filename="../plugin/processing/ask_features.py" line="33"/>
         <source>Asks the EarthGPT-X model about each feature of a layer drawn over a raster: points, lines (scribbles) and polygons become visual prompts. The output has each feature with its answer; grounded boxes, if any, go to the detections output. Uses the plugin's model settings.</source>
         <translation>Interroge le modèle EarthGPT-X sur chaque entité d’une couche dessinée sur un raster : points, lignes (tracés libres) et polygones deviennent des invites visuelles. La sortie reprend chaque entité avec sa réponse ; les boîtes localisées éventuelles vont dans la sortie des détections. Utilise les réglages de modèle de l’extension.</translation>
     </message>
     <message>
-        <location filename="../plugin/processing/ask_features.py" line="41"/>
+        <location filename="../plugin/processing/ask_features.py" line="42"/>
         <source>Features to ask about</source>
         <translation>Entités à interroger</translation>
     </message>
     <message>
-        <location filename="../plugin/processing/ask_features.py" line="43"/>
+        <location filename="../plugin/processing/ask_features.py" line="44"/>
         <source>Question</source>
         <translation>Question</translation>
     </message>
     <message>
-        <location filename="../plugin/processing/ask_features.py" line="46"/>
+        <location filename="../plugin/processing/ask_features.py" line="47"/>
         <source>Answers</source>
         <translation>Réponses</translation>
     </message>
     <message>
-        <location filename="../plugin/processing/ask_features.py" line="47"/>
+        <location filename="../plugin/processing/ask_features.py" line="48"/>
         <location filename="../plugin/processing/find_objects.py" line="53"/>
         <source>Detections</source>
         <translation>Détections</translation>
     </message>
     <message>
-        <location filename="../plugin/processing/ask_features.py" line="77"/>
+        <location filename="../plugin/processing/ask_features.py" line="66"/>
+        <source>The features mix points, lines and polygons, and a shapefile holds one kind: write the answers to a GeoPackage (.gpkg)</source>
+        <translation>Les entités mêlent points, lignes et polygones, et un shapefile n’en contient qu’un type : écrivez les réponses dans un GeoPackage (.gpkg)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/ask_features.py" line="83"/>
         <source>feature {0}: no usable geometry, skipped</source>
         <translation>entité {0} : aucune géométrie utilisable, ignorée</translation>
     </message>
     <message>
-        <location filename="../plugin/processing/ask_features.py" line="90"/>
+        <location filename="../plugin/processing/ask_features.py" line="96"/>
         <source>feature {0}: {1}</source>
         <translation>entité {0} : {1}</translation>
     </message>
     <message>
-        <location filename="../plugin/processing/ask_features.py" line="97"/>
+        <location filename="../plugin/processing/ask_features.py" line="106"/>
         <source>feature {0}: a point answer is not a box, not written to detections</source>
         <translation>entité {0} : une réponse ponctuelle n’est pas une boîte, non écrite dans les détections</translation>
     </message>

@@ -288,8 +288,10 @@ class EarthGPTXDock(QDockWidget):
         note = {"cancelled": tr("stopped"), "length": tr("cut at the token limit"),
                 "incomplete": tr("the server stopped before the end of the answer")}.get(task.answer.meta.finish_reason)
         note = f" <i>({note})</i>" if note else ""
-        found = len(task.answer.regions)
-        self.conversation.append(f"<p style='color:gray'>{tr('{0} region(s) found').format(found)}{note}</p>")
+        found = tr("{0} region(s) found").format(len(task.answer.regions))
+        if task.answer.meta.cut_regions:
+            found += " " + tr("({0} more past the cap of one answer were not kept)").format(task.answer.meta.cut_regions)
+        self.conversation.append(f"<p style='color:gray'>{found}{note}</p>")
         self.questionFinished.emit(task.question_id)
 
     def _add_outputs(self, task: QuestionTask) -> None:

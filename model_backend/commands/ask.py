@@ -8,7 +8,7 @@ import sys
 from typing import List
 
 from ..core.chip_plan import ChipSettings
-from ..core.interface import Task, check_question
+from ..core.interface import Task, check_max_new_tokens, check_question
 from ..core.normalise import Modality
 from ..core.prompts import VisualPrompt
 from ..geo.crs import parse_crs
@@ -66,16 +66,24 @@ def _prompts(args) -> List[VisualPrompt]:
 
 def run(args: argparse.Namespace) -> dict:
     from ..geo.outputs import check_output
-    from ..jobs.ask import ask_raster
+    from ..jobs.ask import ask_raster, prepare_question
 
     prompts = _prompts(args)
     task = Task(args.task) if args.task else (
         Task.RELATION if len(prompts) > 1 else Task.REGION_CAPTIONING if prompts else Task.CAPTIONING)
     check_question(task, args.instruction, len(prompts))  # before a model is loaded
+    check_max_new_tokens(args.max_new_tokens)
     check_output(args.out)
     settings = ChipSettings(context=args.context, max_pixels=args.max_pixels, min_size=args.min_size)
     prompt_crs = parse_crs(args.crs) if args.crs else None
     out_crs = parse_crs(args.out_crs) if args.out_crs else None
+    modality = Modality(args.modality) if args.modality else None
+
+    def progress(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    # the raster, the prompts and the chip before the model: a bad input costs no model load
+    question = prepare_question(args.raster, prompts, prompt_crs, settings, modality, args.bands, out_crs, progress)
     engine = engine_from_args(args)
     try:
         def stream(text: str) -> None:
@@ -83,13 +91,12 @@ def run(args: argparse.Namespace) -> dict:
             sys.stderr.flush()
 
         result = ask_raster(args.raster, prompts, prompt_crs, args.instruction, engine, task, settings,
-                            Modality(args.modality) if args.modality else None, args.bands, args.max_new_tokens,
-                            args.out, out_crs, on_text=stream,
-                            on_progress=lambda m: print(m, file=sys.stderr, flush=True))
+                            modality, args.bands, args.max_new_tokens, args.out, out_crs, on_text=stream,
+                            on_progress=progress, question=question)
     finally:
         engine.close()
     sys.stderr.write("\n")
-    say_unfinished([result.answer.meta.finish_reason], args.max_new_tokens)
+    say_unfinished([result.answer.meta.finish_reason], args.max_new_tokens, result.answer.meta.cut_regions)
     report = result.report
     if report.escaped_fields:
         print(f"NUL characters or lone surrogates in {', '.join(report.escaped_fields)} were written as \\uXXXX.",

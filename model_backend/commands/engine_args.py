@@ -13,6 +13,7 @@ from typing import Iterable
 from ..core.engine_options import DEFAULT_MODEL, DEVICES, QUANTIZATIONS
 from ..core.errors import InvalidArgumentError
 from ..core.families import FAMILIES
+from ..core.interface import MAX_REGIONS
 from ..models.engine import Engine
 
 API_KEY_ENV = "EARTHGPTX_API_KEY"
@@ -53,9 +54,13 @@ def engine_from_args(args: argparse.Namespace) -> Engine:
     return LocalEngine(args.model, LoadPolicy(args.device, args.quantization), on_status=progress)
 
 
-def say_unfinished(finish_reasons: Iterable[str], max_new_tokens: int) -> None:
+def say_unfinished(finish_reasons: Iterable[str], max_new_tokens: int, cut_regions: int = 0) -> None:
     """Say on stderr how many answers were cut at ``max_new_tokens`` or ended before the server's end
-    marker (they are kept, with that ``finish_reason``)."""
+    marker (they are kept, with that ``finish_reason``), and how many regions past the cap of an
+    answer were not kept."""
+    if cut_regions:
+        print(f"{cut_regions} region(s) past the first {MAX_REGIONS} of an answer (a repetition loop?) were not "
+              f"kept.", file=sys.stderr)
     counts = Counter(finish_reasons)
     if counts["length"]:
         print(f"{counts['length']} answer(s) reached --max-new-tokens {max_new_tokens} and were cut there "

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from typing import List, Optional
 
 from ..core.errors import EXIT_USAGE, EarthGPTXError, InvalidArgumentError
+from ..core.interface import check_max_new_tokens
 from ..core.normalise import Modality
 from ..eval.report import markdown_table, write_json, write_text
 from ..eval.runner import EvalTask, evaluate, load_dataset
@@ -46,6 +47,7 @@ def run(args: argparse.Namespace) -> str:
     """Evaluate as ``args`` say, write the requested files and return the Markdown table."""
     if args.limit is not None and args.limit < 1:
         raise InvalidArgumentError(f"--limit must be at least 1, got {args.limit}")
+    check_max_new_tokens(args.max_new_tokens)
     for path in (args.out_json, args.out_md):
         if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             raise InvalidArgumentError(f"the folder of {path} does not exist")

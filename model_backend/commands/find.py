@@ -9,7 +9,7 @@ import sys
 from collections import Counter
 
 from ..core.errors import InvalidArgumentError
-from ..core.interface import Task, check_question
+from ..core.interface import Task, check_max_new_tokens, check_question
 from ..core.normalise import Modality
 from ..core.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, MAX_OVERLAP, MIN_TILE
 from ..geo.crs import parse_crs
@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> dict:
     from ..jobs.find import find_objects, plan_find_tiles
 
     check_question(Task.GROUNDING, args.phrase, 0)
+    check_max_new_tokens(args.max_new_tokens)
     check_output(args.out)
     if args.extent_crs and not args.extent:
         raise InvalidArgumentError("--extent-crs goes with --extent")
@@ -66,7 +67,8 @@ def run(args: argparse.Namespace) -> dict:
     if result.report and result.report.escaped_fields:
         print(f"NUL characters or lone surrogates in {', '.join(result.report.escaped_fields)} were written as "
               "\\uXXXX.", file=sys.stderr)
-    say_unfinished((a.properties.get("finish_reason") for a in result.record.answers), args.max_new_tokens)
+    say_unfinished((a.properties.get("finish_reason") for a in result.record.answers), args.max_new_tokens,
+                   result.cut_regions)
     if result.interrupted:
         print(f"Interrupted after {result.tiles_done} of {result.tiles_total} tile(s).", file=sys.stderr)
     print(f"Wrote {len(result.record.answers)} tile answer(s) and {len(result.detections)} detection(s) "
@@ -80,6 +82,7 @@ def run(args: argparse.Namespace) -> dict:
         "ground_resolution_m": list(result.ground_resolution) if result.ground_resolution else None,
         "cancelled": result.cancelled,
         "interrupted": result.interrupted,
+        "cut_regions": result.cut_regions,
         "timings": {k: round(v, 4) for k, v in result.timings.items()},
         "files": files,
     }

@@ -17,6 +17,8 @@ from .affine import Affine
 from .errors import InvalidArgumentError, PromptOutsideRasterError
 
 Bounds = Tuple[float, float, float, float]
+#: the largest chip budget, 8192 x 8192: more than any model reads (Qwen-VL processors stop at 4096 x 4096)
+MAX_CHIP_PIXELS = 8192 * 8192
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,9 @@ class ChipSettings:
             raise InvalidArgumentError(f"context margin must be >= 0, got {self.context}")
         if int(self.max_pixels) < 64 * 64:
             raise InvalidArgumentError(f"pixel budget must be at least 4096 pixels (64x64), got {self.max_pixels}")
+        if int(self.max_pixels) > MAX_CHIP_PIXELS:
+            raise InvalidArgumentError(f"pixel budget must be at most {MAX_CHIP_PIXELS} pixels (8192x8192; no model "
+                                       f"reads more), got {self.max_pixels}")
         if int(self.min_size) < 1:
             raise InvalidArgumentError(f"minimum chip size must be >= 1 pixel, got {self.min_size}")
 

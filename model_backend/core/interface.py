@@ -16,6 +16,11 @@ from .errors import InvalidArgumentError, InvalidPromptError
 from .normalise import Modality
 from .prompts import PromptKind, VisualPrompt
 
+#: the largest generation budget of one answer
+MAX_NEW_TOKENS = 32768
+#: the most regions kept from one answer, in the order they were written
+MAX_REGIONS = 1000
+
 
 class Task(str, enum.Enum):
     """What the analyst asks for; each has one template in ``model_backend.models.tasks``."""
@@ -75,12 +80,17 @@ class AskRequest:
         image = np.asarray(self.image)
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 1:
             raise InvalidArgumentError(f"the chip must be a uint8 (H, W, 3) image, got {image.dtype} {image.shape}")
-        if not isinstance(self.max_new_tokens, int) or not 1 <= self.max_new_tokens <= 32768:
-            raise InvalidArgumentError(f"max_new_tokens must be 1..32768, got {self.max_new_tokens!r}")
+        check_max_new_tokens(self.max_new_tokens)
         check_question(self.task, self.instruction, len(self.prompts))
         indexes = [p.index for p in self.prompts]
         if len(set(indexes)) != len(indexes):
             raise InvalidPromptError(f"prompt indexes must be distinct, got {indexes}")
+
+
+def check_max_new_tokens(value: object) -> None:
+    """Refuse a generation budget that is not an integer of 1..``MAX_NEW_TOKENS``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_NEW_TOKENS:
+        raise InvalidArgumentError(f"max_new_tokens must be 1..{MAX_NEW_TOKENS}, got {value!r}")
 
 
 def check_question(task: Task, instruction: str, prompt_count: int) -> None:
@@ -119,6 +129,7 @@ class AnswerMeta:
     ``total``. finish_reason: ``stop``, ``length`` (token budget), ``cancelled``, or ``incomplete`` (a
     remote stream that ended before its end marker: the text is what came).
     dropped_regions: coordinate groups found in the text that could not be turned into regions.
+    cut_regions: regions past ``MAX_REGIONS`` (a repetition loop, say) that were not kept.
     """
 
     model_id: str = ""
@@ -130,6 +141,7 @@ class AnswerMeta:
     timings: Dict[str, float] = field(default_factory=dict)
     finish_reason: str = "stop"
     dropped_regions: int = 0
+    cut_regions: int = 0
 
 
 @dataclass

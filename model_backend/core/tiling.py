@@ -29,6 +29,7 @@ Bounds = Tuple[float, float, float, float]
 DEFAULT_TILE = 1024
 DEFAULT_OVERLAP = 0.15
 MIN_TILE = 64
+MAX_TILE = 8192  # a tile of MAX_CHIP_PIXELS
 MAX_OVERLAP = 0.9
 IOU_THRESHOLD = 0.5
 CONTAIN_THRESHOLD = 0.8
@@ -137,9 +138,10 @@ def axis_offsets(start: int, length: int, window: int, overlap: float) -> Tuple[
 
 
 def check_tiling(tile: int, overlap: float) -> None:
-    """Refuse a tile side under ``MIN_TILE`` chip pixels or an overlap outside [0, ``MAX_OVERLAP``]."""
-    if isinstance(tile, bool) or not isinstance(tile, int) or tile < MIN_TILE:
-        raise InvalidArgumentError(f"the tile size must be an integer of at least {MIN_TILE} pixels, got {tile!r}")
+    """Refuse a tile side under ``MIN_TILE`` or over ``MAX_TILE`` chip pixels or an overlap outside [0, ``MAX_OVERLAP``]."""
+    if isinstance(tile, bool) or not isinstance(tile, int) or not MIN_TILE <= tile <= MAX_TILE:
+        raise InvalidArgumentError(f"the tile size must be an integer of {MIN_TILE} to {MAX_TILE} pixels, "
+                                   f"got {tile!r}")
     if not (math.isfinite(overlap) and 0.0 <= overlap <= MAX_OVERLAP):
         raise InvalidArgumentError(f"the tile overlap must be between 0 and {MAX_OVERLAP}, got {overlap}")
 

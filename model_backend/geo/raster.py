@@ -24,7 +24,7 @@ from rasterio.windows import Window as RioWindow
 from ..core.affine import Affine
 from ..core.chip import Chip
 from ..core.chip_plan import ChipPlan
-from ..core.errors import NoCRSError, UnreadableRasterError, UnsupportedDataError
+from ..core.errors import InsufficientMemoryError, NoCRSError, UnreadableRasterError, UnsupportedDataError
 from ..core.normalise import Modality, ModalityGuess, check_bands, default_bands, guess_modality, to_model_rgb
 
 _MODALITY_SAMPLE = 256
@@ -236,6 +236,7 @@ class RasterSource:
         complex_data = self.sample_dtype.kind == "c"
         resampling = Resampling.average if decimated and not complex_data else Resampling.nearest
         shape = (len(bands), plan.out_height, plan.out_width)
+        check_memory_for(shape, self.sample_dtype)
         try:
             data = self._view.read(list(bands), window=window, out_shape=shape, resampling=resampling)
             masks = self._view.read_masks(list(bands), window=window, out_shape=shape, resampling=Resampling.nearest)
@@ -252,6 +253,23 @@ class RasterSource:
         for k, rgba in cmap.items():
             lut[k] = rgba[:3]
         return np.moveaxis(lut[index[0]], -1, 0), valid
+
+
+def check_memory_for(shape: Tuple[int, int, int], dtype: np.dtype) -> None:
+    """Refuse a read of ``shape`` (bands, rows, cols) samples of ``dtype`` whose arrays (samples,
+    masks, the float working copies of normalisation and the RGB chip) would not fit in the memory
+    available now (psutil; not checked where psutil is missing)."""
+    try:
+        import psutil
+    except ImportError:
+        return
+    bands, rows, cols = shape
+    needed = rows * cols * (bands * (dtype.itemsize + 1 + 2 * 8) + 3 + 1)
+    available = psutil.virtual_memory().available
+    if needed > available:
+        raise InsufficientMemoryError(f"a {cols}x{rows} chip of {bands} band(s) needs about {needed / 2 ** 30:.1f} GiB "
+                                      f"but {available / 2 ** 30:.1f} GiB is free: lower the pixel budget "
+                                      f"(--max-pixels) or the tile size")
 
 
 def _identity(values):

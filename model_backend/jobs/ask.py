@@ -30,25 +30,27 @@ class AskResult:
     report: Optional[WriteReport]
 
 
-def ask_raster(raster: str, prompts: Sequence[VisualPrompt], prompt_crs: Optional[CRS], instruction: str,
-               engine: Engine, task: Task = Task.CHAT, settings: ChipSettings = ChipSettings(),
-               modality: Optional[Modality] = None, bands: Optional[Sequence[int]] = None,
-               max_new_tokens: int = 512, out: Optional[str] = None, out_crs: Optional[CRS] = None,
-               on_text: Optional[TextCallback] = None,
-               on_progress: Callable[[str], None] = lambda m: None) -> AskResult:
-    """Answer ``instruction`` about ``prompts`` (vertices in ``prompt_crs``; none for a scene
-    question) on ``raster``; append prompts, answer and detections to ``out`` when given.
+@dataclass
+class Question:
+    """A question ready for a model: the chip read, its prompts in chip pixels, and the CRSs."""
 
-    Output geometries are in ``out_crs`` (default: the raster's CRS, or the output's own when
-    appending).
-    """
-    if out:
-        check_output(out)
+    chip: Chip
+    chip_prompts: tuple
+    prompt_crs: CRS
+    out_crs: CRS
+
+
+def prepare_question(raster: str, prompts: Sequence[VisualPrompt], prompt_crs: Optional[CRS],
+                     settings: ChipSettings = ChipSettings(), modality: Optional[Modality] = None,
+                     bands: Optional[Sequence[int]] = None, out_crs: Optional[CRS] = None,
+                     on_progress: Callable[[str], None] = lambda m: None) -> Question:
+    """Locate ``prompts`` (vertices in ``prompt_crs``, default the raster's) on ``raster`` and read
+    the chip (the scene's for no prompt): everything that can fail before a model is asked."""
     with RasterSource(raster) as source:
         crs = prompt_crs or source.crs
         if prompts:
             location = locate_prompts(source, prompts, crs, settings, modality, bands)
-            chip, chip_prompts = location.chip, location.chip_prompts
+            chip, chip_prompts = location.chip, tuple(location.chip_prompts)
             if location.clipped:
                 on_progress("Part of a prompt lies outside the raster and was clipped.")
         else:
@@ -57,10 +59,32 @@ def ask_raster(raster: str, prompts: Sequence[VisualPrompt], prompt_crs: Optiona
     on_progress(f"Chip {chip.width}x{chip.height} px at {chip.resolution[0]:.3g} {crs_label(CRS.from_wkt(chip.crs))} "
                 f"units per pixel, read scale {chip.plan.overview_factor:.3g}, modality {chip.modality.value} "
                 f"({chip.modality_reason}).")
-    request = AskRequest(image=chip.image, instruction=instruction, prompts=chip_prompts, task=task,
+    return Question(chip, chip_prompts, crs, out_crs)
+
+
+def ask_raster(raster: str, prompts: Sequence[VisualPrompt], prompt_crs: Optional[CRS], instruction: str,
+               engine: Engine, task: Task = Task.CHAT, settings: ChipSettings = ChipSettings(),
+               modality: Optional[Modality] = None, bands: Optional[Sequence[int]] = None,
+               max_new_tokens: int = 512, out: Optional[str] = None, out_crs: Optional[CRS] = None,
+               on_text: Optional[TextCallback] = None,
+               on_progress: Callable[[str], None] = lambda m: None,
+               question: Optional[Question] = None) -> AskResult:
+    """Answer ``instruction`` about ``prompts`` (vertices in ``prompt_crs``; none for a scene
+    question) on ``raster``; append prompts, answer and detections to ``out`` when given.
+
+    Output geometries are in ``out_crs`` (default: the raster's CRS, or the output's own when
+    appending). ``question``: what ``prepare_question`` returned for these arguments, when the caller
+    prepared it before loading the engine.
+    """
+    if out:
+        check_output(out)
+    if question is None:
+        question = prepare_question(raster, prompts, prompt_crs, settings, modality, bands, out_crs, on_progress)
+    chip = question.chip
+    request = AskRequest(image=chip.image, instruction=instruction, prompts=question.chip_prompts, task=task,
                          modality=chip.modality, max_new_tokens=max_new_tokens)
     answer = engine.ask(request, on_text=on_text)
-    record = build_record(raster, chip, prompts, crs, request, answer, out_crs)
+    record = build_record(raster, chip, prompts, question.prompt_crs, request, answer, question.out_crs)
     report = write_record(out, record) if out else None
     return AskResult(answer, chip, record, report)
 

@@ -83,7 +83,8 @@ class FindResult:
     ellipsoid). timings: seconds, ``read_s`` (time spent waiting for pixel reads and normalisation,
     which run one tile ahead while the model answers), ``model_s`` (engine calls), ``nms_s``
     (merging), ``other_s`` (planning, mapping, writing), ``total_s``. interrupted: stopped by Ctrl-C
-    (``cancelled`` too); what was done before is in the output all the same.
+    (``cancelled`` too); what was done before is in the output all the same. cut_regions: regions
+    past the cap of one tile's answer (``MAX_REGIONS``), summed over the tiles.
     """
 
     detections: List[Detection]
@@ -97,6 +98,7 @@ class FindResult:
     report: Optional[WriteReport]
     timings: Dict[str, float] = field(default_factory=dict)
     interrupted: bool = False
+    cut_regions: int = 0
 
 
 def plan_find_tiles(source: RasterSource, resolution: Optional[float] = None, extent: Optional[Bounds] = None,
@@ -141,7 +143,7 @@ def find_objects(raster: str, phrase: str, engine: Engine, resolution: Optional[
     read_s = model_s = 0.0
     candidates: List[Detection] = []
     cancelled = interrupted = False
-    skipped = done = 0
+    skipped = done = cut = 0
     with contextlib.ExitStack() as stack, RasterSource(raster) as source:
         grid, ground = plan_find_tiles(source, resolution, extent, extent_crs, tile, overlap)
         stack.enter_context(_block_cache(raster, grid))
@@ -167,6 +169,7 @@ def find_objects(raster: str, phrase: str, engine: Engine, resolution: Optional[
                     cancelled = True
                     break
                 answer_id = new_id()
+                cut += answer.meta.cut_regions
                 record.answers.append(_answer_feature(raster, chip, phrase, answer, question_id, answer_id))
                 candidates += [_detection(chip, region, t.index, rank, answer_id)
                                for rank, region in enumerate(answer.regions, start=1)]
@@ -186,7 +189,7 @@ def find_objects(raster: str, phrase: str, engine: Engine, resolution: Optional[
     timings = {"read_s": read_s, "model_s": model_s, "nms_s": nms_s,
                "other_s": total_s - read_s - model_s - nms_s, "total_s": total_s}
     return FindResult(detections, len(candidates), total, done, skipped, ground, cancelled, record, report, timings,
-                      interrupted)
+                      interrupted, cut)
 
 
 def _read_ahead(source: RasterSource, grid: TileGrid, modality: Optional[Modality],

@@ -8,7 +8,7 @@ from typing import Callable, Dict, Optional
 
 from ..core.encoding import CoordinateFrame
 from ..core.families import Family
-from ..core.interface import Answer, AnswerMeta, AskRequest
+from ..core.interface import MAX_REGIONS, Answer, AnswerMeta, AskRequest
 from .parsing import parse_regions
 
 TextCallback = Callable[[str], None]
@@ -38,7 +38,9 @@ class Engine(abc.ABC):
 
 
 def finish_answer(text: str, family: Family, frame: CoordinateFrame, meta: AnswerMeta) -> Answer:
-    """Parse the regions of a complete answer ``text`` into chip pixels and attach ``meta``."""
+    """Parse the regions of a complete answer ``text`` into chip pixels (the first ``MAX_REGIONS``;
+    the rest counted in ``meta.cut_regions``) and attach ``meta``."""
     regions, dropped = parse_regions(text, frame, family.parse_style)
     meta.dropped_regions = dropped
-    return Answer(text=text, regions=regions, meta=meta)
+    meta.cut_regions = max(0, len(regions) - MAX_REGIONS)
+    return Answer(text=text, regions=regions[:MAX_REGIONS], meta=meta)

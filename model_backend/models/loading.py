@@ -15,7 +15,9 @@ Device and precision policy (``LoadPolicy``), announced through ``on_status``, n
 
 from __future__ import annotations
 
+import json
 import os
+import struct
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Tuple
 
@@ -28,6 +30,7 @@ StatusCallback = Callable[[str], None]
 SKIP_QUANTIZATION = ["visual", "lm_head"]
 _GIB = 1024 ** 3
 _RUNTIME_MARGIN_BYTES = int(0.5 * _GIB)   # activations, KV cache of one chip question, CUDA context
+_MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024  # the safetensors format's own limit
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ def resolve_source(model: str, on_status: StatusCallback = lambda m: None) -> st
     if os.path.isdir(model):
         if not os.path.exists(os.path.join(model, "config.json")):
             raise ModelNotFoundError(f"{model} is a folder but holds no model (config.json is missing)")
+        check_model_folder(model)
         return model
     if os.path.exists(model):
         raise ModelNotFoundError(f"{model} is a file; give the folder that holds the model's config.json")
@@ -72,18 +76,86 @@ def resolve_source(model: str, on_status: StatusCallback = lambda m: None) -> st
 
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
     try:
-        return snapshot_download(model, local_files_only=True)
+        folder = snapshot_download(model, local_files_only=True)
     except HFValidationError:
         raise ModelNotFoundError(f"{model!r} is neither a model folder nor a Hugging Face model id") from None
     except Exception:  # not in the cache: download below
-        pass
-    if offline:
-        raise ModelNotFoundError(_not_downloaded(model, "HF_HUB_OFFLINE is set"))
-    on_status(f"Downloading {model} from the Hugging Face hub (several GB the first time)...")
+        folder = None
+    if folder is None:
+        if offline:
+            raise ModelNotFoundError(_not_downloaded(model, "HF_HUB_OFFLINE is set"))
+        on_status(f"Downloading {model} from the Hugging Face hub (several GB the first time)...")
+        try:
+            folder = snapshot_download(model)
+        except Exception as exc:  # network, unknown repository, gated model
+            raise ModelNotFoundError(_not_downloaded(model, str(exc).strip().splitlines()[0][:200])) from None
+    check_model_folder(folder)
+    return folder
+
+
+def check_model_folder(folder: str) -> None:
+    """Refuse, before anything is loaded, a model folder whose ``config.json`` does not parse, that has
+    no weights, or whose weights are missing, unreadable or cut short (each safetensors header is read
+    and its tensors' extent compared with the file's size; no tensor data is read)."""
+    def broken(why: str) -> ModelNotFoundError:
+        return ModelNotFoundError(f"the model in {folder} is incomplete or damaged: {why}; copy or download "
+                                  f"it again")
+
     try:
-        return snapshot_download(model)
-    except Exception as exc:  # network, unknown repository, gated model
-        raise ModelNotFoundError(_not_downloaded(model, str(exc).strip().splitlines()[0][:200])) from None
+        with open(os.path.join(folder, "config.json"), "rb") as f:
+            config = json.loads(f.read().decode("utf-8"))
+    except OSError as exc:
+        raise broken(f"config.json cannot be read ({exc.strerror})") from None
+    except ValueError as exc:
+        raise broken(f"config.json is not valid JSON ({exc})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("model_type"), str):
+        raise broken("config.json names no model_type")
+    index = os.path.join(folder, "model.safetensors.index.json")
+    if os.path.exists(index):
+        try:
+            with open(index, "rb") as f:
+                weight_map = json.loads(f.read().decode("utf-8"))["weight_map"]
+            shards = sorted(set(weight_map.values()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            raise broken("model.safetensors.index.json cannot be read as a weight index") from None
+    else:
+        shards = sorted(n for n in os.listdir(folder) if n.endswith(".safetensors"))
+        if not shards and not any(n.startswith("pytorch_model") and n.endswith(".bin") for n in os.listdir(folder)):
+            raise broken("it holds no weights (no *.safetensors or pytorch_model*.bin)")
+    for shard in shards:
+        why = _safetensors_problem(os.path.join(folder, shard))
+        if why:
+            raise broken(f"{shard} {why}")
+
+
+def _safetensors_problem(path: str) -> Optional[str]:
+    """Why the safetensors file at ``path`` cannot be loaded (missing, unreadable, header or data cut
+    short), or None when its header is whole and its data as long as the header says."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                return "is cut short (no header)"
+            length = struct.unpack("<Q", head)[0]
+            if length > size - 8 or length > _MAX_SAFETENSORS_HEADER:
+                return "is cut short (its header is longer than the file)"
+            header = json.loads(f.read(length).decode("utf-8"))
+    except FileNotFoundError:
+        return "is missing"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    except ValueError:
+        return "has a damaged header"
+    if not isinstance(header, dict):
+        return "has a damaged header"
+    try:
+        end = max((int(t["data_offsets"][1]) for k, t in header.items() if k != "__metadata__"), default=0)
+    except (KeyError, TypeError, ValueError, IndexError):
+        return "has a damaged header"
+    if 8 + length + end > size:
+        return f"is cut short ({size} bytes, its header needs {8 + length + end})"
+    return None
 
 
 def _not_downloaded(model: str, why: str) -> str:
@@ -213,13 +285,18 @@ def load_model(plan: LoadPlan):
         kwargs["device_map"] = {"": plan.device}
     else:
         kwargs["dtype"] = torch.bfloat16 if plan.quantization == "bf16" else torch.float32
-    if plan.family.name == "earthgptx":
-        from .earthgptx import EarthGPTXProcessor
+    try:
+        if plan.family.name == "earthgptx":
+            from .earthgptx import EarthGPTXProcessor
 
-        processor = EarthGPTXProcessor.from_pretrained(plan.source)
-    else:
-        processor = AutoProcessor.from_pretrained(plan.source)
-    model = AutoModelForImageTextToText.from_pretrained(plan.source, **kwargs)
+            processor = EarthGPTXProcessor.from_pretrained(plan.source)
+        else:
+            processor = AutoProcessor.from_pretrained(plan.source)
+        model = AutoModelForImageTextToText.from_pretrained(plan.source, **kwargs)
+    except (OSError, ValueError, KeyError) as exc:  # damaged files check_model_folder does not read
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise ModelNotFoundError(f"the model in {plan.source} cannot be loaded: {first}; copy or download it "
+                                 f"again") from None
     if plan.quantization != "4bit":
         model.to(plan.device)
     model.eval()

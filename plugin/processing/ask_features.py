@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from qgis.core import (QgsCoordinateReferenceSystem, QgsFeatureSink, QgsProcessing, QgsProcessingAlgorithm,
-                       QgsProcessingException, QgsProcessingParameterFeatureSink, QgsProcessingParameterFeatureSource,
-                       QgsProcessingParameterRasterLayer, QgsProcessingParameterString, QgsWkbTypes)
+from qgis.core import (QgsCoordinateReferenceSystem, QgsFeatureRequest, QgsFeatureSink, QgsGeometry, QgsProcessing,
+                       QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterFeatureSink,
+                       QgsProcessingParameterFeatureSource, QgsProcessingParameterRasterLayer,
+                       QgsProcessingParameterString, QgsWkbTypes)
 
 from ...model_backend.core.errors import EarthGPTXError
 from ...model_backend.core.interface import AskRequest, Task, check_question
@@ -59,7 +60,12 @@ class AskAboutFeatures(QgsProcessingAlgorithm):
         except EarthGPTXError as exc:
             raise QgsProcessingException(str(exc)) from None
         fields = answer_fields(source.fields())
-        sink, out_id = self.parameterAsSink(parameters, "OUTPUT", context, fields, source.wkbType(), source.sourceCrs())
+        geometry_type = _one_geometry_type(source)
+        if geometry_type == QgsWkbTypes.Type.Unknown and self.parameterAsOutputLayer(
+                parameters, "OUTPUT", context).lower().endswith(".shp"):
+            raise QgsProcessingException(tr("The features mix points, lines and polygons, and a shapefile holds one "
+                                            "kind: write the answers to a GeoPackage (.gpkg)"))
+        sink, out_id = self.parameterAsSink(parameters, "OUTPUT", context, fields, geometry_type, source.sourceCrs())
         det_sink, det_id = self.parameterAsSink(parameters, "DETECTIONS", context, detection_fields(),
                                                 QgsWkbTypes.Type.Polygon, source.sourceCrs())
         load_model(self, parameters, context, feedback)
@@ -90,7 +96,10 @@ class AskAboutFeatures(QgsProcessingAlgorithm):
                 feedback.reportError(tr("feature {0}: {1}").format(f.id(), exc))
                 continue
             values = answer_attributes(answer, request, info.source, chip.resolution[0])
-            sink.addFeature(feature(fields, f.geometry(), values, f.attributes()), QgsFeatureSink.Flag.FastInsert)
+            out_geom = QgsGeometry(f.geometry())
+            if QgsWkbTypes.isMultiType(geometry_type):
+                out_geom.convertToMultiType()
+            sink.addFeature(feature(fields, out_geom, values, f.attributes()), QgsFeatureSink.Flag.FastInsert)
             if det_sink is not None:
                 for rank, region in enumerate(answer.regions, start=1):
                     if region.shape.kind is PromptKind.POINT:
@@ -103,3 +112,15 @@ class AskAboutFeatures(QgsProcessingAlgorithm):
                         "kind": region.shape.kind.value}), QgsFeatureSink.Flag.FastInsert)
             feedback.setProgress(100.0 * (k + 1) / total)
         return {"OUTPUT": out_id, "DETECTIONS": det_id}
+
+
+def _one_geometry_type(source) -> int:
+    """The geometry type of every feature of ``source`` (what the layer says is not always what its
+    features are: a GeoJSON file of points and polygons says Point); Unknown (GeoPackage GEOMETRY)
+    when they differ, the multi type when single and multi parts of one kind mix."""
+    types = {f.geometry().wkbType() for f in source.getFeatures(QgsFeatureRequest().setNoAttributes())
+             if not f.geometry().isEmpty()}
+    if len(types) <= 1:
+        return types.pop() if types else source.wkbType()
+    multi = {QgsWkbTypes.multiType(t) for t in types}
+    return multi.pop() if len(multi) == 1 else QgsWkbTypes.Type.Unknown

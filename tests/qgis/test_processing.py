@@ -13,7 +13,8 @@ from conftest import RASTERS
 from model_backend.testing.tiny_model import build_tiny_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-QGIS_PROCESS = "/usr/bin/qgis_process.bin"  # Debian's qgis_process wrapper passes an option 3.22 rejects
+QGIS_PROCESS = "/usr/bin/qgis_process.bin"
+VALIDATOR = "/usr/lib/python3/dist-packages/osgeo_utils/samples/validate_gpkg.py"  # Debian's qgis_process wrapper passes an option 3.22 rejects
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +79,41 @@ def test_ask_about_features_keeps_attributes_and_adds_answers(env, tmp_path):
         rows = [f["properties"] for f in src]
     assert [r["site"] for r in rows] == ["a", "b", "c"]
     assert all(r["task"] == "region_captioning" and r["answer_id"] for r in rows)
+    done = subprocess.run(["/usr/bin/python3", VALIDATOR, out], capture_output=True, text=True)   # mixed input
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_ask_about_features_of_single_and_multi_points_writes_a_conformant_multipoint_layer(env, tmp_path):
+    import rasterio
+    with rasterio.open(RASTERS["utm_landsat"]) as src:
+        t = src.transform
+    a, b, c = (list(t * p) for p in [(400, 300), (500, 420), (520, 440)])
+    features = tmp_path / "points.geojson"
+    features.write_text(json.dumps({"type": "FeatureCollection", "crs": {"type": "name", "properties": {
+        "name": "urn:ogc:def:crs:EPSG::32618"}}, "features": [
+        {"type": "Feature", "properties": {"site": "a"}, "geometry": {"type": "Point", "coordinates": a}},
+        {"type": "Feature", "properties": {"site": "bc"}, "geometry": {"type": "MultiPoint", "coordinates": [b, c]}}]}))
+    out = str(tmp_path / "answers.gpkg")
+    run(env, "askaboutfeatures", INPUT=RASTERS["utm_landsat"], FEATURES=str(features), TASK=0, MAX_NEW_TOKENS=3,
+        OUTPUT=out)
+    with fiona.open(out) as src:
+        assert src.schema["geometry"] == "MultiPoint" and [f["properties"]["site"] for f in src] == ["a", "bc"]
+    done = subprocess.run(["/usr/bin/python3", VALIDATOR, out], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_ask_about_mixed_features_into_a_shapefile_is_refused_before_the_model(env, tmp_path):
+    features = tmp_path / "mixed.geojson"
+    features.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {}, "geometry": {"type": "Point", "coordinates": [-77.7, 24.3]}},
+        {"type": "Feature", "properties": {}, "geometry": {"type": "LineString",
+                                                           "coordinates": [[-77.7, 24.3], [-77.6, 24.4]]}}]}))
+    out = tmp_path / "answers.shp"
+    r = subprocess.run([QGIS_PROCESS, "run", "earthgptx:askaboutfeatures", f"--INPUT={RASTERS['utm_landsat']}",
+                        f"--FEATURES={features}", "--TASK=0", f"--OUTPUT={out}"], env=env[0], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode != 0 and "write the answers to a GeoPackage" in r.stdout + r.stderr
+    assert not out.exists()
 
 
 def expected_tiles(path, tile, overlap, resolution=None, extent=None):

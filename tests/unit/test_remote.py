@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from model_backend.core.errors import EarthGPTXError, InvalidArgumentError
-from model_backend.core.interface import AskRequest, Task
+from model_backend.core.interface import Answer, AskRequest, Task
 from model_backend.core.prompts import PromptKind, VisualPrompt
 from model_backend.models.remote import RemoteEngine, RemoteEngineError, chat_completions_url, fit_to_factor
 
@@ -596,3 +596,13 @@ def test_a_very_elongated_chip_is_sent_padded_and_boxes_come_back_on_the_chip():
     assert [r.label for r in got.regions] == ["strip"] and got.meta.dropped_regions == 1
     (x1, y1), (x2, y2) = got.regions[0].shape.vertices
     assert (x1, y1, x2, y2) == pytest.approx((1000, 0, 2000, 4))
+
+
+def test_a_repetition_loop_keeps_the_first_regions_and_counts_the_rest():
+    boxes = ", ".join('{"bbox_2d": [%d, 10, %d, 20], "label": "car"}' % (i % 900, i % 900 + 5) for i in range(1500))
+    with serve(stream(sse_events(["[" + boxes + "]"]))) as srv:
+        answer = RemoteEngine(url(srv), "m").ask(AskRequest(chip(512, 512), "cars", task=Task.GROUNDING,
+                                                            max_new_tokens=4000))
+    assert len(answer.regions) == 1000 and answer.meta.cut_regions == 500
+    assert answer.regions[0].shape.vertices[0][0] == pytest.approx(0)     # the first ones, in order
+    assert Answer.from_dict(answer.to_dict()).meta.cut_regions == 500
