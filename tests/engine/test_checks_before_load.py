@@ -5,7 +5,6 @@ is loaded (the CLI says "loading" when it loads one)."""
 import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
 
