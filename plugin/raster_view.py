@@ -60,7 +60,7 @@ class LayerView:
     def of(cls, layer: QgsRasterLayer) -> "LayerView":
         if not layer.crs().isValid():
             raise NoCRSError(f"{layer.name()} has no coordinate reference system; set one in its properties")
-        if layer.providerType() == "gdal" and not _placed_by_gdal(layer.source()):
+        if _at_pixel_coordinates(layer):
             raise NoCRSError(f"{layer.name()} has a CRS but no geotransform or GCPs: QGIS draws it at pixel "
                              f"coordinates, not on the map; georeference it first (Raster > Georeferencer)")
         e = layer.extent()
@@ -76,18 +76,13 @@ class LayerView:
         return QgsRectangle(float(min(x0, x1)), float(min(y0, y1)), float(max(x0, x1)), float(max(y0, y1)))
 
 
-def _placed_by_gdal(source: str) -> bool:
-    """False when GDAL opens ``source`` and finds neither a geotransform nor GCPs (True when it cannot
-    tell: the layer is then taken as QGIS shows it)."""
-    from osgeo import gdal  # QGIS's own GDAL bindings
-
-    try:
-        dataset = gdal.OpenEx(source, gdal.OF_RASTER | gdal.OF_READONLY)
-    except RuntimeError:
-        return True
-    if dataset is None:
-        return True
-    return dataset.GetGeoTransform(can_return_null=True) is not None or dataset.GetGCPCount() > 0
+def _at_pixel_coordinates(layer: QgsRasterLayer) -> bool:
+    """True when QGIS draws ``layer`` at pixel coordinates, (0, -height)-(width, 0): what its GDAL
+    provider does for a file with neither a geotransform nor GCPs (no real georeferencing puts 1-unit
+    pixels at the CRS origin)."""
+    e = layer.extent()
+    return (e.xMinimum(), e.yMinimum(), e.xMaximum(), e.yMaximum()) == (0.0, -float(layer.height()),
+                                                                      float(layer.width()), 0.0)
 
 
 def view_prompts(view: LayerView, prompts: Sequence[DrawnPrompt]) -> Tuple[List[VisualPrompt], bool]:

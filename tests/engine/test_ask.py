@@ -143,3 +143,46 @@ def test_very_elongated_rasters_are_padded_to_what_the_processor_takes(tiny, tmp
     assert r.returncode == 0, r.stderr
     (geom, props), = layer(out, "answers")
     assert geom.bounds == pytest.approx((500000, 4000000 - 10 * h, 500000 + 10 * w, 4000000))
+
+
+def _echoing(kind):
+    """A server that puts the Authorization header it got into its reply, as a careless proxy might."""
+    def behaviour(handler, body):
+        auth = handler.headers.get("Authorization", "")
+        if kind == "401":
+            data = json.dumps({"error": {"message": f"bad credentials: {auth}"}}).encode()
+            handler.send_response(401)
+        elif kind == "html":
+            data = f"<html>Proxy says no to {auth}</html>".encode()
+            handler.send_response(502)
+        else:
+            events = {"error_event": 'data: {"error": {"message": "engine failed for %s"}}\n\n' % auth,
+                      "malformed": "data: {not json %s\n\n" % auth,
+                      "answer": "".join(sse_events(["a harbour"]))}[kind]
+            data = events.encode()
+            handler.send_response(200)
+        handler.send_header("Content-Type", "text/html" if kind == "html" else
+                            "application/json" if kind == "401" else "text/event-stream")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+    return behaviour
+
+
+@pytest.mark.parametrize("kind", ["401", "html", "error_event", "malformed", "answer"])
+def test_the_api_token_appears_in_no_output_message_or_file(tmp_path, kind):
+    token = "sk-live-0123456789abcdef"
+    out = tmp_path / "o.gpkg"
+    with serve(_echoing(kind)) as srv:
+        r = subprocess.run([sys.executable, "-m", "model_backend", "ask", RASTERS["utm_landsat"], "What is this?",
+                            "--backend", "openai", "--endpoint", url(srv), "--model", "m", "--out", str(out)],
+                           cwd=ROOT, capture_output=True, text=True, timeout=120,
+                           env=dict(ENV, EARTHGPTX_API_KEY=token + "\r\n"))
+    assert (r.returncode == 0) == (kind == "answer"), r.stderr
+    assert "Traceback" not in r.stderr
+    assert token not in r.stdout + r.stderr
+    if kind != "answer":
+        assert "[redacted]" in r.stderr                       # the echo was there, and taken out
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert token.encode() not in path.read_bytes(), path
