@@ -67,7 +67,7 @@ def main() -> None:
     overhead = {}
     for tokens in LENGTHS:
         req = request(tokens)
-        inputs, _ = engine.encode(req)
+        inputs, _, _ = engine.encode(req)
         engine.model.generation_config.min_new_tokens = tokens
 
         def bare():

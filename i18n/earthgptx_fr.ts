@@ -157,127 +157,137 @@
         <translation>Arrêter</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="147"/>
+        <location filename="../plugin/dock.py" line="150"/>
         <source>Export GeoPackage...</source>
         <translation>Exporter en GeoPackage...</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="147"/>
+        <location filename="../plugin/dock.py" line="150"/>
         <source>Export shapefile...</source>
         <translation>Exporter en shapefile...</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="167"/>
+        <location filename="../plugin/dock.py" line="170"/>
         <source>Model: {0} ({1}, {2}, {3}{4})</source>
         <translation>Modèle : {0} ({1}, {2}, {3}{4})</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="170"/>
+        <location filename="../plugin/dock.py" line="173"/>
         <source>Model: not loaded (it loads with the first question)</source>
         <translation>Modèle : non chargé (il se charge à la première question)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="192"/>
+        <location filename="../plugin/dock.py" line="195"/>
         <source>{0}: {1}</source>
         <translation>{0} : {1}</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="209"/>
+        <location filename="../plugin/dock.py" line="212"/>
         <source>Choose a raster layer first.</source>
         <translation>Choisissez d'abord une couche raster.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="220"/>
+        <location filename="../plugin/dock.py" line="223"/>
         <source>Bands must be numbers, e.g. 4 3 2</source>
         <translation>Les bandes doivent être des nombres, p. ex. 4 3 2</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="227"/>
+        <location filename="../plugin/dock.py" line="230"/>
         <source>Part of a prompt lies outside the raster and was clipped.</source>
         <translation>Une partie d'une invite déborde du raster et a été découpée.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="244"/>
+        <location filename="../plugin/dock.py" line="248"/>
         <source>You</source>
         <translation>Vous</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="245"/>
+        <location filename="../plugin/dock.py" line="249"/>
         <source>Model</source>
         <translation>Modèle</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="281"/>
+        <location filename="../plugin/dock.py" line="285"/>
+        <source>The model is thinking... ({0} characters)</source>
+        <translation>Le modèle réfléchit… ({0} caractères)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="298"/>
         <source>the question was stopped</source>
         <translation>la question a été interrompue</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="288"/>
+        <location filename="../plugin/dock.py" line="305"/>
         <source>cut at the token limit</source>
         <translation>coupée à la limite de jetons</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="288"/>
+        <location filename="../plugin/dock.py" line="305"/>
         <source>stopped</source>
         <translation>interrompu</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="289"/>
+        <location filename="../plugin/dock.py" line="306"/>
         <source>the server stopped before the end of the answer</source>
         <translation>le serveur s’est arrêté avant la fin de la réponse</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="291"/>
+        <location filename="../plugin/dock.py" line="308"/>
         <source>{0} region(s) found</source>
         <translation>{0} région(s) trouvée(s)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="293"/>
+        <location filename="../plugin/dock.py" line="310"/>
         <source>({0} more past the cap of one answer were not kept)</source>
         <translation>({0} de plus, au-delà du plafond d’une réponse, n’ont pas été gardées)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="352"/>
+        <location filename="../plugin/dock.py" line="314"/>
+        <source>Show the model's reasoning ({0} characters)</source>
+        <translation>Afficher le raisonnement du modèle ({0} caractères)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="373"/>
         <source>Model worker restarted; the model loads with the next question.</source>
         <translation>Processus de calcul redémarré ; le modèle se chargera à la prochaine question.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="361"/>
+        <location filename="../plugin/dock.py" line="382"/>
         <source>Export to GeoPackage</source>
         <translation>Exporter en GeoPackage</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="366"/>
+        <location filename="../plugin/dock.py" line="387"/>
         <source>Export to shapefiles</source>
         <translation>Exporter en shapefiles</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="374"/>
+        <location filename="../plugin/dock.py" line="395"/>
         <source>Export failed, nothing was changed: {0}</source>
         <translation>Échec de l'export, rien n'a été modifié : {0}</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="377"/>
+        <location filename="../plugin/dock.py" line="398"/>
         <source>Text longer than {0} bytes was split over continuation fields ({1}, ...).</source>
         <translation>Le texte de plus de {0} octets a été réparti sur des champs de suite ({1}, ...).</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="380"/>
+        <location filename="../plugin/dock.py" line="401"/>
         <source>Some text could not be stored as it was ({0}): NUL characters and lone surrogates were written as \uXXXX, spaces at the ends dropped from shapefiles.</source>
         <translation>Certains textes n’ont pas pu être enregistrés tels quels ({0}) : les caractères NUL et les demi-codets isolés ont été écrits \uXXXX, les espaces aux extrémités retirées des shapefiles.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="383"/>
+        <location filename="../plugin/dock.py" line="404"/>
         <source>({0} new answer(s), {1} new detection(s); nothing else in the file was changed)</source>
         <translation>({0} nouvelle(s) réponse(s), {1} nouvelle(s) détection(s) ; rien d’autre n’a été modifié dans le fichier)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="383"/>
+        <location filename="../plugin/dock.py" line="404"/>
         <source>Exported to {0}</source>
         <translation>Exporté vers {0}</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="394"/>
+        <location filename="../plugin/dock.py" line="415"/>
         <source>Restart the model worker</source>
         <translation>Redémarrer le processus de calcul</translation>
     </message>
@@ -499,87 +509,97 @@
         <translation>{0} boîtes trouvées, {1} après fusion aux limites des tuiles</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="23"/>
+        <location filename="../plugin/settings_dialog.py" line="24"/>
         <source>EarthGPT-X settings</source>
         <translation>Paramètres d'EarthGPT-X</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="26"/>
+        <location filename="../plugin/settings_dialog.py" line="27"/>
         <source>Local model (worker process)</source>
         <translation>Modèle local (processus de calcul)</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="27"/>
+        <location filename="../plugin/settings_dialog.py" line="28"/>
         <source>OpenAI-compatible server (vLLM, Ollama, llama.cpp)</source>
         <translation>Serveur compatible OpenAI (vLLM, Ollama, llama.cpp)</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="29"/>
+        <location filename="../plugin/settings_dialog.py" line="30"/>
         <source>Backend</source>
         <translation>Moteur</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="31"/>
+        <location filename="../plugin/settings_dialog.py" line="32"/>
         <source>Model (hub id, folder, or served name)</source>
         <translation>Modèle (identifiant sur le Hub, dossier ou nom servi)</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="34"/>
+        <location filename="../plugin/settings_dialog.py" line="35"/>
         <source>Endpoint</source>
         <translation>Point de terminaison</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="38"/>
+        <location filename="../plugin/settings_dialog.py" line="39"/>
         <source>Remote model family</source>
         <translation>Famille du modèle distant</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="41"/>
+        <location filename="../plugin/settings_dialog.py" line="42"/>
         <source>Endpoint token (authentication database)</source>
         <translation>Jeton du point de terminaison (base de données d'authentification)</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="47"/>
+        <location filename="../plugin/settings_dialog.py" line="48"/>
         <source>The longest wait for the server: to connect, for the first piece of the answer and between two pieces</source>
         <translation>L’attente la plus longue pour le serveur : pour se connecter, pour le premier morceau de la réponse et entre deux morceaux</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="49"/>
+        <location filename="../plugin/settings_dialog.py" line="50"/>
         <source>Server timeout</source>
         <translation>Délai du serveur</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="53"/>
+        <location filename="../plugin/settings_dialog.py" line="54"/>
         <source>Device</source>
         <translation>Périphérique</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="57"/>
+        <location filename="../plugin/settings_dialog.py" line="58"/>
         <source>Quantization</source>
         <translation>Quantification</translation>
     </message>
     <message>
+        <location filename="../plugin/settings_dialog.py" line="59"/>
+        <source>Let thinking models think before they answer (slower; thoughts kept apart)</source>
+        <translation>Laisser les modèles à raisonnement réfléchir avant de répondre (plus lent ; réflexions tenues à part)</translation>
+    </message>
+    <message>
         <location filename="../plugin/settings_dialog.py" line="61"/>
+        <source>Thinking</source>
+        <translation>Réflexion</translation>
+    </message>
+    <message>
+        <location filename="../plugin/settings_dialog.py" line="65"/>
         <source>Max new tokens</source>
         <translation>Nombre max. de nouveaux jetons</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="66"/>
+        <location filename="../plugin/settings_dialog.py" line="70"/>
         <source>Chip pixel budget</source>
         <translation>Budget de pixels de la vignette</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="71"/>
+        <location filename="../plugin/settings_dialog.py" line="75"/>
         <source>Context margin (fraction of the prompt)</source>
         <translation>Marge de contexte (fraction de l'invite)</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="75"/>
+        <location filename="../plugin/settings_dialog.py" line="79"/>
         <source>Smallest chip side (pixels)</source>
         <translation>Côté minimal de la vignette (pixels)</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="78"/>
+        <location filename="../plugin/settings_dialog.py" line="82"/>
         <source>Worker Python</source>
         <translation>Python du processus de calcul</translation>
     </message>
@@ -926,12 +946,12 @@
         <translation>EarthGPT-X : chargement du modèle</translation>
     </message>
     <message>
-        <location filename="../plugin/tasks.py" line="101"/>
+        <location filename="../plugin/tasks.py" line="103"/>
         <source>Reading the chip...</source>
         <translation>Lecture de l’extrait...</translation>
     </message>
     <message>
-        <location filename="../plugin/tasks.py" line="108"/>
+        <location filename="../plugin/tasks.py" line="110"/>
         <source>Asking the model...</source>
         <translation>Interrogation du modèle...</translation>
     </message>

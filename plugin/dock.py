@@ -142,6 +142,9 @@ class EarthGPTXDock(QDockWidget):
         self.progress.setMaximumHeight(8)
         lay.addWidget(self.progress)
         self.conversation = QTextBrowser()
+        self.conversation.setOpenLinks(False)   # links in it show a question's reasoning
+        self.conversation.anchorClicked.connect(self._show_reasoning)
+        self.reasonings: Dict[str, str] = {}
         lay.addWidget(self.conversation, 1)
         exports = QHBoxLayout()
         for label, slot in ((tr("Export GeoPackage..."), self.export_gpkg), (tr("Export shapefile..."), self.export_shp)):
@@ -230,12 +233,13 @@ class EarthGPTXDock(QDockWidget):
         key = (layer.id(), tuple(p.geometry.asWkt() for p in self.prompts))
         history = self.history if key == self.history_key else []
         question_id = new_id()
-        self.current, self.streamed = question_id, ""
+        self.current, self.streamed, self.thought = question_id, "", 0
         modality = self.modality_box.currentData()
         qtask = QuestionTask(question_id, self.client, layer.dataProvider().clone(), view, RasterInfo.of(layer), plan,
                              chip_prompts, instruction, task, Modality(modality) if modality else None, bands,
                              self.settings.max_new_tokens, history, self._question_done)
         qtask.tokenReceived.connect(self._token)
+        qtask.reasoningReceived.connect(self._reasoning)
         qtask.progressMessage.connect(lambda qid, m: qid == self.current and self.update_status(m))
         qtask.drawn = list(self.prompts)
         qtask.history_key = key
@@ -273,6 +277,19 @@ class EarthGPTXDock(QDockWidget):
         cursor.insertText(text)
         self.conversation.setTextCursor(cursor)
 
+    def _reasoning(self, question_id: str, text: str) -> None:
+        """A thinking model's thoughts: counted in the status line, never written as the answer."""
+        if question_id != self.current:
+            return
+        self.thought += len(text)
+        self.update_status(tr("The model is thinking... ({0} characters)").format(self.thought))
+
+    def _show_reasoning(self, url) -> None:
+        """A click on a question's "Show the model's reasoning" link: its thoughts, below."""
+        text = self.reasonings.get(url.path()) if url.scheme() == "reasoning" else None
+        if text:
+            self.conversation.append(f"<blockquote style='color:gray'>{html.escape(text)}</blockquote>")
+
     def _question_done(self, task: QuestionTask) -> None:
         self.tasks.pop(task.question_id, None)
         if task.question_id != self.current:
@@ -292,6 +309,10 @@ class EarthGPTXDock(QDockWidget):
         if task.answer.meta.cut_regions:
             found += " " + tr("({0} more past the cap of one answer were not kept)").format(task.answer.meta.cut_regions)
         self.conversation.append(f"<p style='color:gray'>{found}{note}</p>")
+        if task.answer.reasoning:
+            self.reasonings[task.question_id] = task.answer.reasoning
+            label = tr("Show the model's reasoning ({0} characters)").format(len(task.answer.reasoning))
+            self.conversation.append(f"<p><a href='reasoning:{task.question_id}'>{html.escape(label)}</a></p>")
         self.questionFinished.emit(task.question_id)
 
     def _add_outputs(self, task: QuestionTask) -> None:

@@ -33,7 +33,8 @@ class PluginSettings:
     quantization: loading policy of the local worker. max_pixels, context, min_size: chip planning.
     worker_python: interpreter of the worker's environment. auth_config: id of the endpoint's token in
     the QGIS authentication database (empty: no token). timeout: seconds a remote server may take to
-    connect, to send the first piece of an answer and between two pieces."""
+    connect, to send the first piece of an answer and between two pieces. thinking: let a thinking model
+    think before it answers (its thoughts are kept apart)."""
 
     backend: str = "local"
     model: str = DEFAULT_MODEL
@@ -41,6 +42,7 @@ class PluginSettings:
     family: str = "qwen3_vl"
     auth_config: str = ""
     timeout: float = 120.0
+    thinking: bool = False
     device: str = "auto"
     quantization: str = "auto"
     max_new_tokens: int = 512
@@ -56,6 +58,9 @@ class PluginSettings:
         for f in fields(cls):
             default = f.default
             raw = s.value(PREFIX + f.name, default)
+            if isinstance(default, bool):  # QSettings gives "true"/"false" back from its ini files
+                values[f.name] = raw if isinstance(raw, bool) else str(raw).lower() in ("true", "1")
+                continue
             try:
                 values[f.name] = type(default)(raw) if raw is not None else default
             except (TypeError, ValueError):
@@ -85,5 +90,6 @@ class PluginSettings:
         """The worker's ``load`` request fields for these settings (PROTOCOL.md)."""
         if self.backend == "openai":
             return {"backend": "openai", "endpoint": self.endpoint, "model": self.model, "family": self.family,
-                    "api_key": self.token(), "timeout": self.timeout}
-        return {"backend": "local", "model": self.model, "device": self.device, "quantization": self.quantization}
+                    "api_key": self.token(), "timeout": self.timeout, "thinking": self.thinking}
+        return {"backend": "local", "model": self.model, "device": self.device, "quantization": self.quantization,
+                "thinking": self.thinking}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from qgis.gui import QgsAuthConfigSelect, QgsFileWidget
 from qgis.PyQt.QtCore import QCoreApplication
-from qgis.PyQt.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QLineEdit, QSpinBox
+from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QLineEdit,
+                                 QSpinBox)
 
 from ..model_backend.core.engine_options import DEVICES, QUANTIZATIONS
 from ..model_backend.core.families import FAMILIES
@@ -55,6 +56,9 @@ class SettingsDialog(QDialog):
         self.quantization.addItems(QUANTIZATIONS)
         self.quantization.setCurrentText(settings.quantization)
         form.addRow(tr("Quantization"), self.quantization)
+        self.thinking = QCheckBox(tr("Let thinking models think before they answer (slower; thoughts kept apart)"))
+        self.thinking.setChecked(settings.thinking)
+        form.addRow(tr("Thinking"), self.thinking)
         self.max_new_tokens = QSpinBox()
         self.max_new_tokens.setRange(1, 32768)
         self.max_new_tokens.setValue(settings.max_new_tokens)
@@ -84,7 +88,8 @@ class SettingsDialog(QDialog):
     def settings(self) -> PluginSettings:
         return PluginSettings(backend=self.backend.currentData(), model=self.model.text().strip(),
                               endpoint=self.endpoint.text().strip(), family=self.family.currentText(),
-                              auth_config=self.auth.configId(), timeout=self.timeout.value(), device=self.device.currentText(),
+                              auth_config=self.auth.configId(), timeout=self.timeout.value(),
+                              thinking=self.thinking.isChecked(), device=self.device.currentText(),
                               quantization=self.quantization.currentText(), max_new_tokens=self.max_new_tokens.value(),
                               max_pixels=self.max_pixels.value(), context=self.context.value(),
                               min_size=self.min_size.value(), worker_python=self.worker_python.filePath())

@@ -72,11 +72,13 @@ class LoadTask(WorkerTask):
 class QuestionTask(WorkerTask):
     """Read the chip through a cloned data provider, ask the worker, keep the answer.
 
-    ``tokenReceived(question_id, text)`` streams the answer; ``on_done(task)`` is called on the main
+    ``tokenReceived(question_id, text)`` streams the answer and ``reasoningReceived(question_id, text)``
+    a thinking model's thoughts; ``on_done(task)`` is called on the main
     thread with ``answer`` or ``error`` set. ``cancel()`` stops the generation (Stop button).
     """
 
     tokenReceived = pyqtSignal(str, str)
+    reasoningReceived = pyqtSignal(str, str)
     progressMessage = pyqtSignal(str, str)
 
     def __init__(self, question_id: str, client: WorkerClient, provider, view: LayerView, info: RasterInfo,
@@ -107,7 +109,8 @@ class QuestionTask(WorkerTask):
                                   max_new_tokens=self.max_new_tokens)
         self.progressMessage.emit(self.question_id, tr("Asking the model..."))
         self.answer = self.client.ask(self.request, on_text=lambda t: self.tokenReceived.emit(self.question_id, t),
-                                      cancel=self.stop)
+                                      cancel=self.stop,
+                                      on_reasoning=lambda t: self.reasoningReceived.emit(self.question_id, t))
 
     def cancel(self) -> None:
         self.stop.set()

@@ -1,5 +1,5 @@
 """Options that choose and load an engine, shared by the commands that ask a model (``ask``, ``find``,
-``eval``): ``--model --backend --endpoint --family --timeout --device --quantization``; the API key of a remote
+``eval``): ``--model --backend --endpoint --family --timeout --thinking --device --quantization``; the API key of a remote
 server comes from the environment variable ``EARTHGPTX_API_KEY``, never from the command line."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ API_KEY_ENV = "EARTHGPTX_API_KEY"
 
 
 def add_engine_options(parser: argparse.ArgumentParser) -> None:
-    """--model, --backend, --endpoint, --family, --timeout, --device, --quantization (read by
+    """--model, --backend, --endpoint, --family, --timeout, --thinking, --device, --quantization (read by
     ``engine_from_args``)."""
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model folder or hub id (default {DEFAULT_MODEL})")
     parser.add_argument("--backend", choices=["local", "openai"], default="local",
@@ -31,6 +31,9 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
                         help="openai backend: the longest wait to connect, for the first piece of an answer and "
                              "between two pieces (keep-alives do not count; default 120)")
+    parser.add_argument("--thinking", action="store_true",
+                        help="let a thinking model (Qwen3.5, Qwen3 Thinking) think before it answers (default: it "
+                             "is asked not to); its thoughts are kept apart, never parsed for regions")
     parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument("--quantization", choices=QUANTIZATIONS, default="auto",
                         help="auto: 4-bit NF4 on CUDA, bfloat16 on MPS and CPU")
@@ -47,11 +50,12 @@ def engine_from_args(args: argparse.Namespace) -> Engine:
         from ..models.remote import RemoteEngine
 
         return RemoteEngine(args.endpoint, args.model, args.family, api_key=os.environ.get(API_KEY_ENV),
-                            timeout=args.timeout)
+                            timeout=args.timeout, thinking=args.thinking)
     from ..models.loading import LoadPolicy
     from ..models.local import LocalEngine
 
-    return LocalEngine(args.model, LoadPolicy(args.device, args.quantization), on_status=progress)
+    return LocalEngine(args.model, LoadPolicy(args.device, args.quantization), on_status=progress,
+                       thinking=args.thinking)
 
 
 def say_unfinished(finish_reasons: Iterable[str], max_new_tokens: int, cut_regions: int = 0) -> None:

@@ -29,9 +29,15 @@ class Family:
 QWEN_GROUNDING = ('Report each one as JSON in a list: [{"bbox_2d": [x1, y1, x2, y2], "label": "name"}], '
                   'or an empty list [] if there is none.')
 
+_REL_1000_NOTE = "Coordinates are relative to the image, from 0 to 1000."
+
 FAMILIES: Dict[str, Family] = {
-    "qwen3_vl": Family("qwen3_vl", Convention.REL_1000, "qwen", 32,
-                       "Coordinates are relative to the image, from 0 to 1000.", QWEN_GROUNDING),
+    # Qwen3-VL and its MoE checkpoints (30B-A3B, 235B-A22B); the Qwen3.5 generation (Qwen3.5, 3.6, 3.8:
+    # dense and MoE), which reads images through the same processor (patch 16, merge 2) and coordinates
+    "qwen3_vl": Family("qwen3_vl", Convention.REL_1000, "qwen", 32, _REL_1000_NOTE, QWEN_GROUNDING),
+    "qwen3_vl_moe": Family("qwen3_vl_moe", Convention.REL_1000, "qwen", 32, _REL_1000_NOTE, QWEN_GROUNDING),
+    "qwen3_5": Family("qwen3_5", Convention.REL_1000, "qwen", 32, _REL_1000_NOTE, QWEN_GROUNDING),
+    "qwen3_5_moe": Family("qwen3_5_moe", Convention.REL_1000, "qwen", 32, _REL_1000_NOTE, QWEN_GROUNDING),
     "qwen2_5_vl": Family("qwen2_5_vl", Convention.RESIZED_PIXELS, "qwen", 28,
                          "Coordinates are in pixels of the image.", QWEN_GROUNDING),
     "earthgptx": Family("earthgptx", Convention.SQUARE_UNIT, "sphinx", 1,

@@ -146,16 +146,22 @@ class AnswerMeta:
 
 @dataclass
 class Answer:
+    """text: the answer (a thinking model's thoughts taken out); regions: parsed from ``text`` only;
+    reasoning: the thoughts, kept apart (never parsed, never written as the answer)."""
+
     text: str
     regions: List[Region]
     meta: AnswerMeta
+    reasoning: str = ""
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"text": self.text, "regions": [r.to_dict() for r in self.regions], "meta": asdict(self.meta)}
+        return {"text": self.text, "regions": [r.to_dict() for r in self.regions], "meta": asdict(self.meta),
+                "reasoning": self.reasoning}
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "Answer":
-        return cls(str(d["text"]), [Region.from_dict(r) for r in d.get("regions", [])], AnswerMeta(**d.get("meta", {})))
+        return cls(str(d["text"]), [Region.from_dict(r) for r in d.get("regions", [])], AnswerMeta(**d.get("meta", {})),
+                   str(d.get("reasoning", "")))
 
 
 def prompts_to_dicts(prompts: Sequence[VisualPrompt]) -> List[Dict[str, Any]]:

@@ -10,6 +10,7 @@ from ..core.encoding import CoordinateFrame
 from ..core.families import Family
 from ..core.interface import MAX_REGIONS, Answer, AnswerMeta, AskRequest
 from .parsing import parse_regions
+from .thinking import split_thinking
 
 TextCallback = Callable[[str], None]
 
@@ -17,8 +18,9 @@ TextCallback = Callable[[str], None]
 class Engine(abc.ABC):
     """A loaded model answering ``AskRequest``s.
 
-    ``ask`` streams text pieces to ``on_text`` as they are generated and stops early (finish_reason
-    ``cancelled``) once ``cancel`` is set. It raises ``EarthGPTXError`` subclasses for user-caused
+    ``ask`` streams answer text to ``on_text`` and a thinking model's thoughts to ``on_reasoning`` as
+    they are generated, and stops early (finish_reason ``cancelled``) once ``cancel`` is set. Models
+    are asked not to think unless the engine was made with ``thinking=True``. It raises ``EarthGPTXError`` subclasses for user-caused
     problems; a malformed model answer never raises (its text is kept, bad regions are counted).
     """
 
@@ -26,7 +28,7 @@ class Engine(abc.ABC):
 
     @abc.abstractmethod
     def ask(self, request: AskRequest, on_text: Optional[TextCallback] = None,
-            cancel: Optional[threading.Event] = None) -> Answer:
+            cancel: Optional[threading.Event] = None, on_reasoning: Optional[TextCallback] = None) -> Answer:
         ...
 
     @abc.abstractmethod
@@ -37,10 +39,15 @@ class Engine(abc.ABC):
         """Release the model (default: nothing to release)."""
 
 
-def finish_answer(text: str, family: Family, frame: CoordinateFrame, meta: AnswerMeta) -> Answer:
-    """Parse the regions of a complete answer ``text`` into chip pixels (the first ``MAX_REGIONS``;
-    the rest counted in ``meta.cut_regions``) and attach ``meta``."""
-    regions, dropped = parse_regions(text, frame, family.parse_style)
+def finish_answer(text: str, family: Family, frame: CoordinateFrame, meta: AnswerMeta, opened: bool = False,
+                  reasoning: str = "") -> Answer:
+    """The answer of a complete generated ``text``: thoughts split off (``split_thinking``; ``opened``:
+    the prompt opened a ``<think>`` block; ``reasoning``: thoughts that came apart, e.g. a server's
+    reasoning deltas), regions parsed from the answer alone into chip pixels (the first
+    ``MAX_REGIONS``; the rest counted in ``meta.cut_regions``), and ``meta`` attached."""
+    thought, answer = split_thinking(text, opened)
+    regions, dropped = parse_regions(answer, frame, family.parse_style)
     meta.dropped_regions = dropped
     meta.cut_regions = max(0, len(regions) - MAX_REGIONS)
-    return Answer(text=text, regions=regions[:MAX_REGIONS], meta=meta)
+    reasoning = "\n\n".join(part for part in (reasoning.strip(), thought) if part)
+    return Answer(text=answer, regions=regions[:MAX_REGIONS], meta=meta, reasoning=reasoning)

@@ -237,11 +237,17 @@ def estimate_bytes(config, quant: str) -> int:
 
 def skip_modules(model_type: str) -> list:
     """Modules kept unquantized in 4-bit: the vision side and ``lm_head`` (the native EarthGPT-X: its
-    encoders, spatial-aware encoder, fusion and projector)."""
+    encoders, spatial-aware encoder, fusion and projector). The Qwen3.5 generation also keeps, in its
+    Gated DeltaNet layers, the projections to the per-head decay and write strength (``in_proj_a``,
+    ``in_proj_b``: a few thousand weights each, read by an exponential), and in its MoE layers the shared
+    expert's one-output gate; the conv1d, ``A_log`` and ``dt_bias`` there are not Linear layers, never
+    quantized, and the MoE experts are fused parameters, kept in bfloat16 (and counted so)."""
     if model_type == "earthgptx":
         from .earthgptx import SKIP_QUANTIZATION as EARTHGPTX_SKIP
 
         return list(EARTHGPTX_SKIP)
+    if model_type in ("qwen3_5", "qwen3_5_moe"):
+        return list(SKIP_QUANTIZATION) + ["in_proj_a", "in_proj_b", "shared_expert_gate"]
     return list(SKIP_QUANTIZATION)
 
 

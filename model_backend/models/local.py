@@ -22,12 +22,15 @@ from ..core.interface import Answer, AnswerMeta, AskRequest
 from .engine import Engine, TextCallback, finish_answer
 from .loading import LoadPlan, LoadPolicy, StatusCallback, load_model, plan_load, resolve_source
 from .prompting import build_prompt
+from .thinking import ThinkingStream, prompt_opens_thinking
 
 
 class LocalEngine(Engine):
     """One model kept in memory. ``model``: a local folder or a Hugging Face hub id."""
 
-    def __init__(self, model: str, policy: LoadPolicy = LoadPolicy(), on_status: StatusCallback = lambda m: None):
+    def __init__(self, model: str, policy: LoadPolicy = LoadPolicy(), on_status: StatusCallback = lambda m: None,
+                 thinking: bool = False):
+        self.thinking = bool(thinking)
         source = resolve_source(model, on_status)
         self.plan: LoadPlan = plan_load(source, policy, model_id=model)
         on_status(self.plan.announcement)
@@ -64,13 +67,16 @@ class LocalEngine(Engine):
         return rw, rh
 
     def encode(self, request: AskRequest):
-        """(model inputs on the device, frame): the processor's tensors for ``request``."""
+        """(model inputs on the device, frame, opened): the processor's tensors for ``request``;
+        ``opened``: the rendered prompt ends inside a ``<think>`` block."""
         from PIL import Image
 
         image = pad_to_aspect(request.image)  # a very elongated chip, padded to what the processor takes
         frame = self.frame_for(request.image.shape[1], request.image.shape[0], image.shape[1], image.shape[0])
         prompt = build_prompt(dataclasses.replace(request, image=image), self.family, frame)
-        text = self.processor.apply_chat_template(prompt.messages, add_generation_prompt=True, tokenize=False)
+        # thinking templates (Qwen3.5, Qwen3 Thinking) read enable_thinking; the others ignore it
+        text = self.processor.apply_chat_template(prompt.messages, add_generation_prompt=True, tokenize=False,
+                                                  enable_thinking=self.thinking)
         if self.family.name == "earthgptx":  # the native model also reads the prompts as a mask
             inputs = self.processor(text=[text], images=[prompt.image], prompts=[request.prompts],
                                     return_tensors="pt")
@@ -82,15 +88,16 @@ class LocalEngine(Engine):
             if (gw * patch, gh * patch) != (frame.resized_width, frame.resized_height):
                 raise RuntimeError(f"processor resized the chip to {gw * patch}x{gh * patch}, "
                                    f"expected {frame.resized_width}x{frame.resized_height}")
-        return inputs.to(self.model.device), frame
+        return inputs.to(self.model.device), frame, prompt_opens_thinking(text)
 
     def ask(self, request: AskRequest, on_text: Optional[TextCallback] = None,
-            cancel: Optional[threading.Event] = None) -> Answer:
+            cancel: Optional[threading.Event] = None, on_reasoning: Optional[TextCallback] = None) -> Answer:
         cancel = cancel or threading.Event()
         t0 = time.perf_counter()
-        inputs, frame = self.encode(request)
+        inputs, frame, opened = self.encode(request)
         prompt_tokens = int(inputs["input_ids"].shape[1])
-        streamer = _Streamer(self._tokenizer, on_text)
+        split = ThinkingStream(on_text, on_reasoning, opened)
+        streamer = _Streamer(self._tokenizer, split.feed)
         t1 = time.perf_counter()
         try:
             with torch.inference_mode():
@@ -102,6 +109,7 @@ class LocalEngine(Engine):
             raise InsufficientMemoryError("the GPU ran out of memory while answering: lower the chip pixel "
                                           "budget or the maximum new tokens, or close other GPU programs") from None
         t2 = time.perf_counter()
+        split.close()
         generated = output[0, prompt_tokens:]
         eos = set(_as_list(self.model.generation_config.eos_token_id))
         if cancel.is_set():
@@ -116,7 +124,7 @@ class LocalEngine(Engine):
                           finish_reason=finish,
                           timings={"encode": t1 - t0, "first_token": (streamer.first_at or t2) - t1,
                                    "generate": t2 - t1, "total": time.perf_counter() - t0})
-        return finish_answer(text, self.family, frame, meta)
+        return finish_answer(text, self.family, frame, meta, opened)
 
     def close(self) -> None:
         import gc

@@ -60,6 +60,7 @@ from ..core.families import family as lookup_family
 from ..core.interface import Answer, AnswerMeta, AskRequest
 from .engine import Engine, TextCallback, finish_answer
 from .prompting import build_prompt
+from .thinking import ThinkingStream
 
 BACKEND = "openai"
 _ERROR_TEXT_CHARS = 300
@@ -68,10 +69,17 @@ _MAX_JSON_BODY = 32 * 1024 * 1024
 _MAX_LINE = 8 * 1024 * 1024
 _WATCH_INTERVAL = 0.05
 _MAX_CHARS_PER_PIECE = 64
+#: where servers put a thinking model's thoughts: vLLM (``reasoning``; ``reasoning_content`` before
+#: 0.11), llama.cpp (``reasoning_content``), Ollama's /v1 (``reasoning``)
+REASONING_FIELDS = ("reasoning", "reasoning_content")
 
 
 class RemoteEngineError(EarthGPTXError):
     """The server could not be reached, refused the request, timed out or broke off the answer."""
+
+
+class _RejectedReasoningEffort(RemoteEngineError):
+    """HTTP 400 about ``reasoning_effort``: the server knows no "none" (vLLM before it did)."""
 
 
 def chat_completions_url(endpoint: str) -> Tuple[str, str, int, str, str, str]:
@@ -265,10 +273,14 @@ class _Stream:
 
     ``limit`` is the most pieces to read (the request's ``max_new_tokens``); ``deadline`` is the
     ``time.monotonic()`` by which the next piece must come (moved by progress only, never by keep-alives).
+    Content goes to the caller through ``split`` (thoughts apart), reasoning deltas to ``on_reasoning``.
     """
 
-    def __init__(self, limit: int, timeout: float) -> None:
-        self.pieces: List[str] = []
+    def __init__(self, limit: int, timeout: float, split: ThinkingStream,
+                 on_reasoning: Optional[TextCallback] = None) -> None:
+        self.pieces: List[str] = []          # content, as it came (a leaked <think> block included)
+        self.reasoning: List[str] = []       # reasoning deltas
+        self.split, self.on_reasoning = split, on_reasoning
         self.finish: Optional[str] = None
         self.prompt_tokens: Optional[int] = None
         self.completion_tokens: Optional[int] = None
@@ -300,14 +312,19 @@ class RemoteEngine(Engine):
     """A client of an OpenAI-compatible ``/v1/chat/completions`` server (see the module docstring).
 
     ``family`` names how the served model reads and writes coordinates (``qwen3_vl``, ``qwen2_5_vl``,
-    ``earthgptx``). The engine holds no connection between calls; calls from several threads at once
-    are fine. ``retry_backoff`` (seconds, doubled per retry, at most 2 s) may be changed after creation.
+    ``earthgptx``). ``thinking``: let a thinking model think (default: asked not to, see
+    ``_thinking_fields``; thoughts that still come are kept apart, never parsed). The engine holds no
+    connection between calls; calls from several threads at once are fine. ``retry_backoff`` (seconds,
+    doubled per retry, at most 2 s) may be changed after creation.
     """
 
     retry_backoff: float = 0.25
 
     def __init__(self, endpoint: str, model: str, family: str = "qwen3_vl", api_key: Optional[str] = None,
-                 timeout: float = 120.0, retries: int = 2, max_image_pixels: int = 1024 * 1024) -> None:
+                 timeout: float = 120.0, retries: int = 2, max_image_pixels: int = 1024 * 1024,
+                 thinking: bool = False) -> None:
+        self.thinking = bool(thinking)
+        self._reasoning_effort = True   # send reasoning_effort "none" until a server refuses it
         (self._scheme, self._host, self._port, self._path,
          self.endpoint, userinfo) = chat_completions_url(endpoint)
         if not isinstance(model, str) or not model.strip():
@@ -377,24 +394,58 @@ class RemoteEngine(Engine):
             call.abort()
 
     def ask(self, request: AskRequest, on_text: Optional[TextCallback] = None,
-            cancel: Optional[threading.Event] = None) -> Answer:
+            cancel: Optional[threading.Event] = None, on_reasoning: Optional[TextCallback] = None) -> Answer:
         t0 = time.perf_counter()
         if self._closed:
             raise RemoteEngineError("the remote engine is closed")
         image = pad_to_aspect(request.image)  # a very elongated chip, padded to what processors take
         frame, size = self._frame(request.image.shape, image.shape)
         prompt = build_prompt(dataclasses.replace(request, image=image), self.family, frame)
-        image_url = _png_data_url(prompt.image, size)
-        body = json.dumps({
+        fields = {
             "model": self.model,
-            "messages": _openai_messages(prompt.messages, image_url),
+            "messages": _openai_messages(prompt.messages, _png_data_url(prompt.image, size)),
             "max_tokens": request.max_new_tokens,
             "temperature": 0,
             "stream": True,
             "stream_options": {"include_usage": True},
-        }, ensure_ascii=False).encode("utf-8")
+            **self._thinking_fields(),
+        }
         t_encoded = time.perf_counter()
+        try:
+            stream = self._call(fields, request.max_new_tokens, cancel, on_text, on_reasoning)
+        except _RejectedReasoningEffort:   # a server that knows no reasoning_effort "none" (older vLLM)
+            self._reasoning_effort = False
+            fields.pop("reasoning_effort", None)
+            stream = self._call(fields, request.max_new_tokens, cancel, on_text, on_reasoning)
+        t_end = time.perf_counter()
 
+        finish = stream.finish_reason()
+        meta = AnswerMeta(
+            model_id=self.model, backend=BACKEND, quantization="remote", device=self._host_label,
+            prompt_tokens=int(stream.prompt_tokens or 0),
+            generated_tokens=int(stream.completion_tokens if stream.completion_tokens is not None
+                                 else stream.tokens),
+            timings={"encode": t_encoded - t0,
+                     "first_token": (stream.first_piece if stream.first_piece is not None else t_end) - t_encoded,
+                     "generate": t_end - t_encoded},
+            finish_reason=finish)
+        answer = finish_answer("".join(stream.pieces), self.family, frame, meta, reasoning="".join(stream.reasoning))
+        answer.meta.timings["total"] = time.perf_counter() - t0
+        return answer
+
+    def _thinking_fields(self) -> Dict[str, object]:
+        """The request fields that allow or forbid thinking: the chat template's ``enable_thinking``
+        (vLLM, SGLang, llama.cpp) and, to forbid it, ``reasoning_effort`` "none" (Ollama's ``/v1``,
+        llama.cpp), left out for servers that refused it once."""
+        fields: Dict[str, object] = {"chat_template_kwargs": {"enable_thinking": self.thinking}}
+        if not self.thinking and self._reasoning_effort:
+            fields["reasoning_effort"] = "none"
+        return fields
+
+    def _call(self, fields: Dict[str, object], limit: int, cancel: Optional[threading.Event],
+              on_text: Optional[TextCallback], on_reasoning: Optional[TextCallback]) -> "_Stream":
+        """One exchange with the server; what came back."""
+        body = json.dumps(fields, ensure_ascii=False).encode("utf-8")
         call = _Call()
         with self._lock:
             if self._closed:
@@ -405,30 +456,17 @@ class RemoteEngine(Engine):
             watcher = threading.Thread(target=self._watch, args=(call, cancel), daemon=True,
                                        name="remote-engine-cancel")
             watcher.start()
-        stream = _Stream(request.max_new_tokens, self.timeout)
+        stream = _Stream(limit, self.timeout, ThinkingStream(on_text, on_reasoning), on_reasoning)
         try:
-            self._exchange(body, call, cancel, stream, on_text)
+            self._exchange(body, call, cancel, stream)
         finally:
             call.done.set()
             if call.conn is not None:
                 call.conn.close()
             with self._lock:
                 self._calls.discard(call)
-        t_end = time.perf_counter()
-
-        finish = stream.finish_reason()
-        meta = AnswerMeta(
-            model_id=self.model, backend=BACKEND, quantization="remote", device=self._host_label,
-            prompt_tokens=int(stream.prompt_tokens or 0),
-            generated_tokens=int(stream.completion_tokens if stream.completion_tokens is not None
-                                 else len(stream.pieces)),
-            timings={"encode": t_encoded - t0,
-                     "first_token": (stream.first_piece if stream.first_piece is not None else t_end) - t_encoded,
-                     "generate": t_end - t_encoded},
-            finish_reason=finish)
-        answer = finish_answer("".join(stream.pieces), self.family, frame, meta)
-        answer.meta.timings["total"] = time.perf_counter() - t0
-        return answer
+        stream.split.close()
+        return stream
 
     # -- internals -------------------------------------------------------------------------------
     def _frame(self, chip_shape: Tuple[int, ...], image_shape: Tuple[int, ...]
@@ -476,8 +514,7 @@ class RemoteEngine(Engine):
             return True
         return False
 
-    def _exchange(self, body: bytes, call: _Call, cancel: Optional[threading.Event], stream: _Stream,
-                  on_text: Optional[TextCallback]) -> None:
+    def _exchange(self, body: bytes, call: _Call, cancel: Optional[threading.Event], stream: _Stream) -> None:
         resp = self._post(body, call, cancel, stream)
         if resp is None:
             return
@@ -485,9 +522,9 @@ class RemoteEngine(Engine):
             self._raise_http_error(resp)
         ctype = (resp.getheader("Content-Type") or "").lower()
         if "json" in ctype and "event-stream" not in ctype:
-            self._read_json(resp, call, cancel, stream, on_text)
+            self._read_json(resp, call, cancel, stream)
         else:
-            self._read_sse(resp, call, cancel, stream, on_text)
+            self._read_sse(resp, call, cancel, stream)
         if not stream.saw_data and not stream.cancelled:
             raise RemoteEngineError(
                 f"the server at {self._host_label} did not answer with a chat completion stream "
@@ -551,6 +588,8 @@ class RemoteEngine(Engine):
             raw = b""
         text = _error_text(raw, self._secrets)
         status = resp.status
+        if status == 400 and "reasoning" in text.lower() and self._reasoning_effort and not self.thinking:
+            raise _RejectedReasoningEffort(text)
         if status in (401, 403):
             if self._auth:
                 msg = (f"the server at {self._host_label} refused the API token (HTTP {status}); "
@@ -568,14 +607,19 @@ class RemoteEngine(Engine):
                 msg += f" (redirected to {_safe(location)}; use that URL)"
         raise RemoteEngineError(msg)
 
-    def _deliver(self, piece: str, stream: _Stream, on_text: Optional[TextCallback]) -> None:
+    @staticmethod
+    def _deliver(piece: str, stream: _Stream, reasoning: bool = False) -> None:
         if stream.first_piece is None:
             stream.first_piece = time.perf_counter()
-        stream.pieces.append(piece)
-        if on_text is not None:
-            on_text(piece)
+        if reasoning:
+            stream.reasoning.append(piece)
+            if stream.on_reasoning is not None:
+                stream.on_reasoning(piece)
+        else:
+            stream.pieces.append(piece)
+            stream.split.feed(piece)
 
-    def _read_json(self, resp, call, cancel, stream, on_text) -> None:
+    def _read_json(self, resp, call, cancel, stream) -> None:
         """A server that ignored ``stream: true`` and sent one chat completion object."""
         raw = b""
         while True:
@@ -600,9 +644,13 @@ class RemoteEngine(Engine):
                 message = {}
             elif not isinstance(message, dict):
                 self._malformed("a choice's message is not an object")
+            for name in REASONING_FIELDS:
+                reasoning = self._text(message, name)
+                if reasoning:
+                    self._deliver(reasoning[: stream.limit * _MAX_CHARS_PER_PIECE], stream, reasoning=True)
             content = self._text(message, "content")
             if content:
-                self._deliver(content[: stream.limit * _MAX_CHARS_PER_PIECE], stream, on_text)
+                self._deliver(content[: stream.limit * _MAX_CHARS_PER_PIECE], stream)
             self._finish(choice, stream)
 
     def _read_some(self, resp, call, cancel, stream) -> bytes:
@@ -643,7 +691,7 @@ class RemoteEngine(Engine):
             if isinstance(c, int) and not isinstance(c, bool):
                 stream.completion_tokens = c
 
-    def _read_sse(self, resp, call, cancel, stream, on_text) -> None:
+    def _read_sse(self, resp, call, cancel, stream) -> None:
         """Read ``data: {...}`` events until ``data: [DONE]``, the end of the body, the piece limit
         or a cancel."""
         buf = b""
@@ -651,7 +699,7 @@ class RemoteEngine(Engine):
             chunk = self._read_some(resp, call, cancel, stream)
             if not chunk:
                 if buf and not stream.cancelled:
-                    self._event(buf, stream, on_text)
+                    self._event(buf, stream)
                 return
             buf += chunk
             while True:
@@ -659,7 +707,7 @@ class RemoteEngine(Engine):
                 if end < 0:
                     break
                 line, buf = buf[:end], buf[end + 1:]
-                if self._event(line, stream, on_text):
+                if self._event(line, stream):
                     return
                 if self._stopped(call, cancel, stream):
                     return
@@ -667,7 +715,7 @@ class RemoteEngine(Engine):
                 raise RemoteEngineError(f"the server at {self._host_label} sent an event line longer than "
                                         f"{_MAX_LINE} bytes")
 
-    def _event(self, line: bytes, stream: _Stream, on_text: Optional[TextCallback]) -> bool:
+    def _event(self, line: bytes, stream: _Stream) -> bool:
         """Handle one SSE line; True when reading must stop (``[DONE]``, or the piece limit passed)."""
         line = line.rstrip(b"\r")
         if not line.startswith(b"data:"):
@@ -694,7 +742,7 @@ class RemoteEngine(Engine):
                 delta = {}
             elif not isinstance(delta, dict):
                 self._malformed("a choice's delta is not an object")
-            pieces = [(name, self._text(delta, name)) for name in ("content", "reasoning_content", "reasoning")]
+            pieces = [(name, self._text(delta, name)) for name in ("content",) + REASONING_FIELDS]
             pieces = [(name, text) for name, text in pieces if text]
             if pieces:
                 if stream.tokens >= stream.limit or stream.chars > stream.limit * _MAX_CHARS_PER_PIECE:
@@ -704,8 +752,7 @@ class RemoteEngine(Engine):
                 stream.progress()
             for name, text in pieces:
                 stream.chars += len(text)
-                if name == "content":
-                    self._deliver(text, stream, on_text)
+                self._deliver(text, stream, reasoning=name != "content")
             if self._finish(choice, stream):
                 stream.progress()
         return False

@@ -1,26 +1,29 @@
-"""Build a tiny, randomly initialised Qwen3-VL / Qwen2.5-VL checkpoint, fully offline.
+"""Build a tiny, randomly initialised Qwen3-VL / Qwen2.5-VL / Qwen3.5 checkpoint, fully offline.
 
-    python -m model_backend.testing.tiny_model OUT_DIR --family qwen3_vl|qwen2_5_vl [--seed N]
+    python -m model_backend.testing.tiny_model OUT_DIR --family qwen3_vl|qwen2_5_vl|qwen3_5 [--seed N]
 
 The directory it writes loads through the real path, with ``HF_HUB_OFFLINE=1``::
 
     AutoProcessor.from_pretrained(OUT_DIR)
-    Qwen3VLForConditionalGeneration.from_pretrained(OUT_DIR)      # or Qwen2_5_VLForConditionalGeneration
+    Qwen3VLForConditionalGeneration.from_pretrained(OUT_DIR)      # or Qwen2_5_VL..., Qwen3_5...
     AutoConfig / AutoModelForImageTextToText.from_pretrained(OUT_DIR)
 
 What is in it:
 
 * ``config.json``: the family's config with tiny dims (text hidden 64, 2 layers, 4 heads / 2 kv heads,
   head_dim 16; vision tower depth 2, hidden 64) but the real vision geometry (patch 16 / merge 2 /
-  temporal 2 for Qwen3-VL, patch 14 / merge 2 / temporal 2 for Qwen2.5-VL) and token ids that match
-  the tokenizer.
+  temporal 2 for Qwen3-VL and Qwen3.5, patch 14 / merge 2 / temporal 2 for Qwen2.5-VL) and token ids
+  that match the tokenizer. Qwen3.5's two text layers are one Gated DeltaNet (linear attention) and one
+  full-attention layer, as its real 3:1 pattern alternates them.
 * ``model.safetensors``: float32 weights drawn from ``torch.manual_seed(seed)`` (same seed, same weights).
 * ``tokenizer.json`` / ``tokenizer_config.json``: a byte-level BPE trained here, with the ``tokenizers``
   library, on a small built-in corpus (English, digits, JSON punctuation), wrapped in ``Qwen2Tokenizer``
   (the class both families use) and followed by the family's special tokens.
 * ``processor_config.json`` (image and video processor settings) and ``chat_template.jinja`` (a template
   written for this module: ``<|im_start|>role\\n...<|im_end|>\\n``, images as
-  ``<|vision_start|><|image_pad|><|vision_end|>``, ``add_generation_prompt`` supported).
+  ``<|vision_start|><|image_pad|><|vision_end|>``, ``add_generation_prompt`` supported; for Qwen3.5 the
+  generation prompt opens a ``<think>`` block unless ``enable_thinking`` is false, when it writes an empty
+  one, as the real Qwen3.5 templates do).
 * ``generation_config.json``: eos = [<|im_end|>, <|endoftext|>], pad = <|endoftext|>, greedy.
 
 The model's answers are noise, of course: this is for exercising loading, prompting, preprocessing,
@@ -36,7 +39,7 @@ import os
 import random
 import sys
 
-FAMILIES = ("qwen3_vl", "qwen2_5_vl")
+FAMILIES = ("qwen3_vl", "qwen2_5_vl", "qwen3_5")
 
 # --- tokenizer ---------------------------------------------------------------------------------------
 
@@ -61,6 +64,7 @@ _SPECIAL_TOKENS = (
 _PLAIN_ADDED_TOKENS = {
     "qwen2_5_vl": ("<tool_call>", "</tool_call>"),
     "qwen3_vl": ("<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>", "<think>", "</think>"),
+    "qwen3_5": ("<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>", "<think>", "</think>"),
 }
 # Total vocabulary (trained BPE + added tokens) the trainer aims at; the corpus is big enough to reach it.
 _TARGET_VOCAB = 1024
@@ -182,6 +186,16 @@ CHAT_TEMPLATE = (
     "{{- '<|im_start|>assistant\\n' -}}\n"
     "{%- endif -%}\n"
 )
+# Qwen3.5's generation prompt: thinking unless enable_thinking is false (as the 4B and 9B templates)
+THINKING_CHAT_TEMPLATE = CHAT_TEMPLATE + (
+    "{%- if add_generation_prompt -%}\n"
+    "{%- if enable_thinking is defined and enable_thinking is false -%}\n"
+    "{{- '<think>\\n\\n</think>\\n\\n' -}}\n"
+    "{%- else -%}\n"
+    "{{- '<think>\\n' -}}\n"
+    "{%- endif -%}\n"
+    "{%- endif -%}\n"
+)
 
 # --- geometry per family -----------------------------------------------------------------------------
 
@@ -192,6 +206,7 @@ _GEOMETRY = {
     "qwen3_vl": {"patch_size": 16, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]},
     "qwen2_5_vl": {"patch_size": 14, "mean": [0.48145466, 0.4578275, 0.40821073],
                    "std": [0.26862954, 0.26130258, 0.27577711]},
+    "qwen3_5": {"patch_size": 16, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]},
 }
 MERGE_SIZE = 2
 TEMPORAL_PATCH_SIZE = 2
@@ -213,7 +228,7 @@ def _processor(family: str, tok):
                   image_mean=_GEOMETRY[family]["mean"], image_std=_GEOMETRY[family]["std"])
     image_processor = Qwen2VLImageProcessor(size={"shortest_edge": min_pixels, "longest_edge": max_pixels},
                                             **common)
-    if family == "qwen3_vl":
+    if family in ("qwen3_vl", "qwen3_5"):  # Qwen3.5 reads images through Qwen3-VL's processor
         from transformers import Qwen3VLProcessor, Qwen3VLVideoProcessor
 
         # Qwen3-VL's video budget is for the whole clip (split between frames).
@@ -221,14 +236,14 @@ def _processor(family: str, tok):
             size={"shortest_edge": min_pixels, "longest_edge": 8 * max_pixels}, max_video_tokens=1024,
         cap_pixels_per_frame=True, **common)
         return Qwen3VLProcessor(image_processor=image_processor, tokenizer=tok, video_processor=video_processor,
-                                chat_template=CHAT_TEMPLATE)
+                                chat_template=_template(family))
     from transformers import Qwen2_5_VLProcessor, Qwen2VLVideoProcessor
 
     video_processor = Qwen2VLVideoProcessor(
         size={"shortest_edge": min_pixels, "longest_edge": max_pixels}, max_video_tokens=4096,
         cap_pixels_per_frame=True, **common)
     return Qwen2_5_VLProcessor(image_processor=image_processor, tokenizer=tok, video_processor=video_processor,
-                               chat_template=CHAT_TEMPLATE)
+                               chat_template=_template(family))
 
 
 # --- model config ------------------------------------------------------------------------------------
@@ -261,6 +276,20 @@ def _config(family: str, tok):
                       deepstack_visual_indexes=[0, 1])  # below the depth (2); <= text layers
         return Qwen3VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=False,
                              dtype="float32", **token_ids)
+    if family == "qwen3_5":
+        from transformers import Qwen3_5Config
+
+        # partial rotary 0.25 of head_dim 32: 8 rotary dims, mrope_section sums to 4 (real: [11, 11, 10])
+        text = dict(_TEXT, vocab_size=len(tok), head_dim=32, layer_types=["linear_attention", "full_attention"],
+                    linear_conv_kernel_dim=4, linear_key_head_dim=16, linear_value_head_dim=16,
+                    linear_num_key_heads=2, linear_num_value_heads=4,
+                    rope_parameters={"rope_type": "default", "rope_theta": 10_000_000.0, "partial_rotary_factor": 0.25,
+                                     "mrope_section": [2, 1, 1], "mrope_interleaved": True},
+                    pad_token_id=eot, bos_token_id=eot, eos_token_id=im_end, attention_bias=False,
+                    tie_word_embeddings=False, dtype="float32")
+        vision = dict(_VISION, patch_size=patch, hidden_act="gelu_pytorch_tanh", num_position_embeddings=32 * 32)
+        return Qwen3_5Config(text_config=text, vision_config=vision, tie_word_embeddings=False, dtype="float32",
+                             **token_ids)
     from transformers import Qwen2_5_VLConfig
 
     text = dict(_TEXT, vocab_size=len(tok),
@@ -279,7 +308,12 @@ def _model_class(family: str):
     import transformers
 
     return getattr(transformers, {"qwen3_vl": "Qwen3VLForConditionalGeneration",
-                                  "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration"}[family])
+                                  "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration",
+                                  "qwen3_5": "Qwen3_5ForConditionalGeneration"}[family])
+
+
+def _template(family: str) -> str:
+    return THINKING_CHAT_TEMPLATE if family == "qwen3_5" else CHAT_TEMPLATE
 
 
 # --- build -------------------------------------------------------------------------------------------
@@ -297,7 +331,7 @@ def build_tiny_model(out_dir: str, family: str, seed: int = 0) -> str:
     from transformers import GenerationConfig
 
     tok = _train_tokenizer(family)
-    tok.chat_template = CHAT_TEMPLATE
+    tok.chat_template = _template(family)
     processor = _processor(family, tok)
     config = _config(family, tok)
 
@@ -319,7 +353,7 @@ def build_tiny_model(out_dir: str, family: str, seed: int = 0) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m model_backend.testing.tiny_model",
-                                     description="Write a tiny random Qwen-VL checkpoint (offline, for tests).")
+                                     description="Write a tiny random Qwen-VL / Qwen3.5 checkpoint (offline, for tests).")
     parser.add_argument("out_dir")
     parser.add_argument("--family", choices=FAMILIES, required=True)
     parser.add_argument("--seed", type=int, default=0)

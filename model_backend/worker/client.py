@@ -131,9 +131,11 @@ class WorkerClient:
         return reply["model"]
 
     def ask(self, request: AskRequest, on_text: Optional[Callable[[str], None]] = None,
-            cancel: Optional[threading.Event] = None, timeout: float = ASK_TIMEOUT_S) -> Answer:
-        """Ask a question; ``on_text`` gets the answer as it streams; setting ``cancel`` stops it. Past
-        ``timeout`` seconds the worker is told to stop and a ``WorkerError`` says so."""
+            cancel: Optional[threading.Event] = None, timeout: float = ASK_TIMEOUT_S,
+            on_reasoning: Optional[Callable[[str], None]] = None) -> Answer:
+        """Ask a question; ``on_text`` gets the answer as it streams, ``on_reasoning`` a thinking model's
+        thoughts; setting ``cancel`` stops it. Past ``timeout`` seconds the worker is told to stop and a
+        ``WorkerError`` says so."""
         if not self.alive:
             raise WorkerError("the worker is not running; restart it")
         rid = next(self._ids)
@@ -155,8 +157,12 @@ class WorkerClient:
         if cancel is not None:
             threading.Thread(target=self._watch_cancel, args=(cancel, watcher_stop, rid), daemon=True).start()
         try:
-            reply = self._request(message, timeout=timeout,
-                                  on_event=lambda m: on_text and m["type"] == "token" and on_text(m["text"]))
+            def on_event(m: Dict[str, Any]) -> None:
+                callback = {"token": on_text, "reasoning": on_reasoning}.get(m["type"])
+                if callback is not None:
+                    callback(m["text"])
+
+            reply = self._request(message, timeout=timeout, on_event=on_event)
         except WorkerError:
             if self.alive:  # timed out or went silent: stop the job so the worker is free again
                 self._send({"type": "cancel", "id": f"cancel-{rid}", "target": rid})

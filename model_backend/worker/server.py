@@ -114,12 +114,14 @@ class Worker:
             from ..models.local import LocalEngine
 
             policy = LoadPolicy(request.get("device", "auto"), request.get("quantization", "auto"))
-            self.engine = LocalEngine(request.get("model") or DEFAULT_MODEL, policy, on_status=status)
+            self.engine = LocalEngine(request.get("model") or DEFAULT_MODEL, policy, on_status=status,
+                                      thinking=request.get("thinking") is True)
         elif backend == "openai":
             from ..models.remote import RemoteEngine
 
             self.engine = RemoteEngine(request["endpoint"], request["model"], request.get("family", "qwen3_vl"),
-                                       api_key=request.get("api_key"), timeout=float(request.get("timeout", 120)))
+                                       api_key=request.get("api_key"), timeout=float(request.get("timeout", 120)),
+                                       thinking=request.get("thinking") is True)
         else:
             raise InvalidArgumentError(f"unknown backend {backend!r}; choose local or openai")
         return {"type": "loaded", "id": rid, "model": self.engine.describe()}
@@ -135,7 +137,8 @@ class Worker:
                          history=history_from_dicts(request.get("history")),
                          max_new_tokens=int(request.get("max_new_tokens", 512)))
         answer = self.engine.ask(ask, on_text=lambda t: self.send({"type": "token", "id": rid, "text": t}),
-                                 cancel=self._cancel)
+                                 cancel=self._cancel,
+                                 on_reasoning=lambda t: self.send({"type": "reasoning", "id": rid, "text": t}))
         return {"type": "answer", "id": rid, "answer": answer.to_dict()}
 
     def heartbeat(self, period: float, stop: threading.Event) -> None:

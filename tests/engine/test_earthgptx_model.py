@@ -206,7 +206,7 @@ def test_local_engine_answers_through_the_real_path(tiny_dir):
     request = AskRequest(image=_chip(60, 90), instruction="", task=Task.REGION_CAPTIONING,
                          prompts=(VisualPrompt.box(10, 10, 40, 50, 1), VisualPrompt.point(70, 30, 2)),
                          max_new_tokens=5)
-    inputs, frame = engine.encode(request)
+    inputs, frame, _ = engine.encode(request)
     assert frame.convention is Convention.SQUARE_UNIT
     assert inputs["prompt_masks"][0, 0].sum() > 0 and inputs["prompt_masks"][0, 1].sum() > 0
     answer = engine.ask(request, on_text=pieces.append)

@@ -20,7 +20,7 @@ CPU = LoadPolicy(device="cpu", quantization="fp32")
 RNG = np.random.default_rng(3)
 
 
-@pytest.fixture(scope="session", params=["qwen3_vl", "qwen2_5_vl"])
+@pytest.fixture(scope="session", params=["qwen3_vl", "qwen2_5_vl", "qwen3_5"])
 def engine(request, tmp_path_factory):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     folder = build_tiny_model(str(tmp_path_factory.mktemp(request.param)), request.param)
@@ -56,7 +56,7 @@ def test_ask_streams_and_reports_metadata(engine):
 
 def test_image_tokens_and_coordinate_frame_match_the_processor(engine):
     req = AskRequest(chip(333, 517), "What is this?", (VisualPrompt.point(100, 50),), Task.VQA)
-    inputs, frame = engine.encode(req)
+    inputs, frame, _ = engine.encode(req)
     grid = inputs["image_grid_thw"][0].tolist()
     merge = engine.processor.image_processor.merge_size
     n_image_tokens = int((inputs["input_ids"] == engine.model.config.image_token_id).sum())
@@ -118,3 +118,49 @@ def test_policy_refuses_impossible_choices(tmp_path):
     assert plan.device == "cpu" and plan.quantization == "bf16" and "No CUDA GPU found" in plan.announcement
     plan = plan_load(folder, LoadPolicy(quantization="4bit"))
     assert "bitsandbytes CPU 4-bit, as asked" in plan.announcement
+
+
+@pytest.fixture(scope="module")
+def qwen3_5(tmp_path_factory):
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    return build_tiny_model(str(tmp_path_factory.mktemp("qwen3_5")), "qwen3_5")
+
+
+@pytest.mark.parametrize("thinking", [False, True])
+def test_qwen3_5_is_asked_not_to_think_unless_allowed_and_its_thoughts_stay_apart(qwen3_5, thinking):
+    """The tiny Qwen3.5 template opens a <think> block unless enable_thinking is false (as the real 4B/9B
+    templates): thinking off, the prompt holds an empty block; on, everything generated before a
+    </think> is reasoning, streamed to on_reasoning, never parsed."""
+    eng = LocalEngine(qwen3_5, CPU, thinking=thinking)
+    try:
+        req = AskRequest(chip(), "ships", task=Task.GROUNDING, max_new_tokens=16)
+        inputs, _, opened = eng.encode(req)
+        prompt = eng.processor.tokenizer.decode(inputs["input_ids"][0])
+        assert opened is thinking
+        assert prompt.endswith("<think>\n") if thinking else prompt.endswith("<think>\n\n</think>\n\n")
+        text, thoughts = [], []
+        answer = eng.ask(req, on_text=text.append, on_reasoning=thoughts.append)
+        assert "".join(text).strip() == answer.text.strip() and "".join(thoughts).strip() == answer.reasoning
+        if thinking:
+            assert answer.reasoning and "<think>" not in answer.text and "</think>" not in answer.text
+        else:
+            assert answer.reasoning == ""
+    finally:
+        eng.close()
+
+
+def test_qwen3_5_keeps_its_delta_rule_gates_and_vision_out_of_4bit(qwen3_5):
+    import torch
+    from transformers import AutoConfig, AutoModelForImageTextToText
+    from model_backend.models.loading import _count_params, estimate_bytes, skip_modules
+
+    config = AutoConfig.from_pretrained(qwen3_5)
+    with torch.device("meta"):
+        model = AutoModelForImageTextToText.from_config(config)
+    skip = skip_modules("qwen3_5")
+    assert {"visual", "lm_head", "in_proj_a", "in_proj_b"} <= set(skip)
+    gates = sum(p.numel() for n, p in model.named_parameters() if "in_proj_a" in n or "in_proj_b" in n)
+    assert gates > 0
+    assert _count_params(model, torch.nn.Linear, skip)[0] + gates == \
+        _count_params(model, torch.nn.Linear, [s for s in skip if not s.startswith("in_proj")])[0]
+    assert estimate_bytes(config, "4bit") < estimate_bytes(config, "bf16") < estimate_bytes(config, "fp32")

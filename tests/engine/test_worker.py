@@ -217,3 +217,19 @@ def test_chip_folders_of_killed_workers_and_dead_callers_are_removed():
     finally:
         client.kill()
         os.rmdir(ours)
+
+
+def test_a_thinking_qwen3_5_streams_its_thoughts_apart_through_the_worker(tmp_path):
+    tiny35 = build_tiny_model(str(tmp_path / "qwen3_5"), "qwen3_5")
+    client = WorkerClient(python=sys.executable, heartbeat=0.2, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    try:
+        client.start()
+        model = client.load(model=tiny35, device="cpu", quantization="fp32", thinking=True, timeout=120)
+        assert model["family"] == "qwen3_5"
+        text, thoughts = [], []
+        answer = client.ask(AskRequest(CHIP, "ships", task=Task.GROUNDING, max_new_tokens=12), on_text=text.append,
+                            on_reasoning=thoughts.append, timeout=120)
+        assert answer.reasoning and "".join(thoughts).strip() == answer.reasoning
+        assert "".join(text).strip() == answer.text.strip() and "<think>" not in answer.text
+    finally:
+        client.kill()

@@ -3,6 +3,7 @@ give the pixel prompts the spatial core computes directly; whole questions throu
 manager and a worker process add features where the model's regions point, on north-up, rotated and
 GCP-only rasters; the main thread keeps turning while a question runs."""
 
+import json
 import os
 import sys
 import time
@@ -13,7 +14,7 @@ from pyproj import CRS
 from qgis.core import (QgsApplication, QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsGeometry,
                        QgsPointXY, QgsProject, QgsRasterLayer, QgsRectangle)
 from qgis.gui import QgsMapCanvas, QgsMapMouseEvent
-from qgis.PyQt.QtCore import QEvent, QPoint, QPointF, Qt, QTimer
+from qgis.PyQt.QtCore import QEvent, QPoint, QPointF, Qt, QTimer, QUrl
 from qgis.PyQt.QtGui import QMouseEvent
 
 from conftest import RASTERS
@@ -218,6 +219,50 @@ def test_grounding_question_through_the_dock_lands_where_the_model_points(pkg, q
             assert max(g.distance(e) for g, e in zip(got, expected)) < 1e-9 * scale
             answers = [f for lyr in dock.outputs.layers()["answers"] for f in lyr.getFeatures()]
             assert answers[0]["answer"] == answer and answers[0]["backend"] == "openai"
+        finally:
+            dock.shutdown()
+            dock.deleteLater()
+    QgsProject.instance().removeAllMapLayers()
+
+
+def _thinking_events(leaked):
+    thought = 'Is it {"bbox_2d": [10, 10, 60, 60], "label": "a thought"}? No.'
+    answer = '[{"bbox_2d": [100, 200, 300, 450], "label": "ship"}]'
+    if leaked:                                     # a server without a reasoning parser
+        return sse_events(["<think>\n" + thought[:20], thought[20:] + "\n</think>\n\n", answer])
+    chunk = lambda delta: "data: " + json.dumps({"choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+    events = [chunk({"reasoning": thought[:20]}), chunk({"reasoning": thought[20:]}), chunk({"content": answer})]
+    return [e + "\n\n" for e in events] + sse_events([], finish="stop")[1:]
+
+
+@pytest.mark.parametrize("leaked", [False, True])
+def test_a_thinking_models_thoughts_never_reach_the_answer_or_the_map(pkg, qgis_iface, qgis_new_project, leaked):
+    from earthgptx.plugin.dock import EarthGPTXDock
+    from earthgptx.plugin.settings import PluginSettings
+    layer = QgsRasterLayer(RASTERS["utm_landsat"], "utm", "gdal")
+    QgsProject.instance().addMapLayer(layer)
+    with serve(stream(_thinking_events(leaked), delay=0.05)) as srv:
+        dock = EarthGPTXDock(qgis_iface)
+        try:
+            dock.apply_settings(PluginSettings(backend="openai", endpoint=url(srv), model="scripted", family="qwen3_5",
+                                               worker_python=sys.executable, max_pixels=65536))
+            dock.layer_box.setLayer(layer)
+            dock.task_box.setCurrentIndex(dock.task_box.findData("grounding"))
+            dock.question.setPlainText("ships")
+            done = []
+            dock.questionFinished.connect(done.append)
+            dock.ask()
+            assert wait_for(lambda: done, 120), dock.conversation.toPlainText()
+            det = [f for lyr in dock.outputs.layers()["detections"] for f in lyr.getFeatures()]
+            assert [f["label"] for f in det] == ["ship"]
+            (answer,) = [f for lyr in dock.outputs.layers()["answers"] for f in lyr.getFeatures()]
+            assert "a thought" not in answer["answer"] and answer["answer"].startswith("[")
+            assert srv.received[0]["body"]["chat_template_kwargs"] == {"enable_thinking": False}
+            shown = dock.conversation.toPlainText()
+            assert "Show the model's reasoning" in shown and "a thought" not in shown
+            (question_id,) = dock.reasonings
+            dock._show_reasoning(QUrl(f"reasoning:{question_id}"))
+            assert "a thought" in dock.conversation.toPlainText()
         finally:
             dock.shutdown()
             dock.deleteLater()

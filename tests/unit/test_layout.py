@@ -22,7 +22,7 @@ HEAVY = ["rasterio", "pyproj", "shapely", "fiona", "torch", "transformers", "PIL
 #: pure modules outside core: the worker client (the plugin imports it) and the torch-free part of models
 PURE_OUTSIDE_CORE = ["model_backend", "model_backend._moved", "model_backend.worker", "model_backend.worker.client",
                      "model_backend.models", "model_backend.models.tasks", "model_backend.models.prompting",
-                     "model_backend.models.parsing", "model_backend.models.engine"]
+                     "model_backend.models.parsing", "model_backend.models.engine", "model_backend.models.thinking"]
 
 
 def _module_name(path: str) -> str:
