@@ -41,8 +41,9 @@ _NUM_RE = re.compile(_NUM)
 _GEOMETRY_KEYS = {"bbox_2d": "box", "bbox": "box", "box": "box", "point_2d": "point", "point": "point",
                   "polygon": "polygon", "points": "polygon"}
 _KEY_RE = re.compile(r"""(["'])(bbox_2d|bbox|box|point_2d|point|polygon|points)\1\s*:\s*""")
-_LABEL_RE = re.compile(r"""(["'])(?:label|name|category|text)\1\s*:\s*"""
+_LABEL_RE = re.compile(r"""(["'])(?:label|name|category|text|object_name|object|class)\1\s*:\s*"""
                        r"""(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')""")
+_LABEL_OBJECT_RE = re.compile(r"""(["'])(?:label|labels|name|names|category)\1\s*:\s*(\{[^{}]{0,2000}\})""")
 _STRING_RE = {'"': re.compile(r'"(?:[^"\\]|\\.)*"'), "'": re.compile(r"'(?:[^'\\]|\\.)*'")}
 # the longest stretch an array value can span: numbers, NaN/null-like words, separators, brackets
 _ARRAY_RUN_RE = re.compile(r"\[[\w\s.+\-,\[\]]*")
@@ -53,10 +54,15 @@ _BOX_START = "<|box_start|>"
 _TAG_RE = re.compile(r"(?:<\|object_ref_start\|>([^<]{0,1000})<\|object_ref_end\|>\s*)?"
                      r"<\|box_start\|>([^<]{0,4000})<\|box_end\|>")
 _TAG_JOIN_RE = re.compile(r"[\s,;]*")
+#: Qwen2.5-VL's plain-text form, one box per line: "43,378,996,957 cakes"
+_PLAIN_LINE_RE = re.compile(rf"^[ \t]*({_NUM})[ \t]*,[ \t]*({_NUM})[ \t]*,[ \t]*({_NUM})[ \t]*,[ \t]*({_NUM})"
+                            r"[ \t]+([^\d\s,\[\]{}][^\n]{0,200}?)[ \t]*$", re.MULTILINE)
 _PROSE_RE = re.compile(rf"\[\s*({_NUM})\s*,\s*({_NUM})\s*(?:,\s*({_NUM})\s*,\s*({_NUM})\s*)?\]")
 
 # -- sphinx -------------------------------------------------------------------------------------
 _SPHINX_RE = re.compile(r"(?:<p>([^<]{0,1000})</p>\s*)?\[([^\[\]]*)(\]?)")
+#: a count written before the phrase, "<p>13 ships</p>": the label is the phrase
+_COUNT_RE = re.compile(r"^\d+\s+(?=\D)")
 _COORDLIKE_RE = re.compile(r"(?:[\s\d.,;+\-eE]|nan|inf(?:inity)?)*", re.IGNORECASE)
 
 Geometry = Tuple[str, List[float]]  # ("point" | "box" | "polygon", flat model numbers x, y, x, y, ...)
@@ -89,24 +95,49 @@ def parse_regions(text: str, frame: CoordinateFrame, style: str) -> Tuple[List[R
 
 
 def _parse_qwen(text: str) -> List[Candidate]:
-    """JSON geometry keys and Qwen2-VL tags; prose ``[x, y]`` / ``[x1, y1, x2, y2]`` lists otherwise."""
+    """JSON geometry keys and Qwen2-VL tags; otherwise prose ``[x, y]`` / ``[x1, y1, x2, y2]`` lists
+    and Qwen2.5-VL's plain lines ``x1,y1,x2,y2 label``."""
     found = _json_candidates(text) + _tag_candidates(text)
     if found:
         return found
-    return [(_flat_geometry(_finite([g for g in m.groups() if g is not None]), polygons=False), "", m.span())
-            for m in _PROSE_RE.finditer(text)]
+    prose = [(_flat_geometry(_finite([g for g in m.groups() if g is not None]), polygons=False), "", m.span())
+             for m in _PROSE_RE.finditer(text)]
+    plain = [(("box", [float(g) for g in m.groups()[:4]]), m.group(5).strip(), m.span())
+             for m in _PLAIN_LINE_RE.finditer(text)]
+    return prose + plain
 
 
 def _json_candidates(text: str) -> List[Candidate]:
-    """One candidate per geometry key; a key in an unclosed (truncated) object fails."""
-    out: List[Candidate] = []
-    obj_start, obj_end, label, closed = 0, 0, "", True
+    """One candidate per geometry key. Its label is the object's label key; in an object holding
+    several geometries (``{"name": "a", "bbox": [..], "name": "b", "bbox": [..]}``) the label key
+    written just before the geometry, else just after, else the object's first. A key in an unclosed (truncated) object
+    counts only when its array and a label before it are whole."""
+    keys = []   # (key match, value, value end, object start, object end, closed)
+    obj_start, obj_end, closed = 0, 0, True
     for m in _KEY_RE.finditer(text):
         value, value_end = _scan_array(text, m.end())
         if m.start() >= obj_end:  # not another key of the object already measured
-            obj_start, obj_end, label, closed = _enclosing_object(text, m.start(), value_end, obj_end)
-        geometry = _json_geometry(value, _GEOMETRY_KEYS[m.group(2)]) if closed and value is not None else None
-        out.append((geometry, label, (obj_start, obj_end)))
+            obj_start, obj_end, closed = _enclosing_object(text, m.start(), value_end, obj_end)
+        keys.append((m, value, value_end, obj_start, obj_end, closed))
+    objects: dict = {}
+    rank = []   # each key's place among its object's geometry keys
+    for k, key in enumerate(keys):
+        rank.append(len(objects.setdefault(key[3], [])))
+        objects[key[3]].append(k)
+    out: List[Candidate] = []
+    for k, (m, value, value_end, start, end, closed) in enumerate(keys):
+        siblings = objects[start]
+        if len(siblings) == 1:
+            label, before = _label(text, start, end), ""
+        else:
+            at = rank[k]
+            lo = keys[siblings[at - 1]][2] if at else start
+            hi = keys[siblings[at + 1]][0].start() if at + 1 < len(siblings) else end
+            before = _label(text, lo, m.start())
+            label = before or _label(text, value_end, hi) or _label(text, start, end)
+        whole = closed or (before and value is not None)
+        geometry = _json_geometry(value, _GEOMETRY_KEYS[m.group(2)]) if whole and value is not None else None
+        out.append((geometry, label, (start, end)))
     return out
 
 
@@ -140,34 +171,57 @@ def _scan_array(text: str, pos: int) -> Tuple[Optional[list], int]:
         return None, end
 
 
-def _enclosing_object(text: str, key_start: int, value_end: int, lo: int) -> Tuple[int, int, str, bool]:
-    """``(start, end, label, closed)`` of the ``{...}`` around the key at ``key_start``; searches
-    back no further than ``lo``. A key outside any object stands alone (closed, no label)."""
-    start = text.rfind("{", lo, key_start)
-    if start < 0 or text.find("}", start, key_start) >= 0:
-        return key_start, value_end, "", True
-    i, n = value_end, len(text)
+def _enclosing_object(text: str, key_start: int, value_end: int, lo: int) -> Tuple[int, int, bool]:
+    """``(start, end, closed)`` of the ``{...}`` around the key at ``key_start``, attribute objects
+    inside it (``"attrs": {...}``) included; searches back no further than ``lo``. A key outside any
+    object stands alone (closed)."""
+    start, depth = -1, 0
+    for j in range(key_start - 1, lo - 1, -1):      # back over attribute objects closed before the key
+        if text[j] == "}":
+            depth += 1
+        elif text[j] == "{":
+            if not depth:
+                start = j
+                break
+            depth -= 1
+    if start < 0:
+        return key_start, value_end, True
+    i, n, depth = value_end, len(text), 0
     while i < n:
         c = text[i]
         if c == "}":
-            return start, i + 1, _label(text, start, i), True
-        if c == "{":
-            break
+            if not depth:
+                return start, i + 1, True
+            depth -= 1
+        elif c == "{":
+            j = i - 1
+            while j > value_end and text[j].isspace():
+                j -= 1
+            if text[j] != ":":
+                break                       # the next object of a list: this one was never closed
+            depth += 1                      # a value: an attribute object {"bbox_2d": .., "attrs": {..}}
         if c in _STRING_RE:
             s = _STRING_RE[c].match(text, i)
             if s is None:
-                return start, n, "", False
+                return start, n, False
             i = s.end()
         else:
             i += 1
-    return start, i, "", False
+    return start, i, False
 
 
 def _label(text: str, start: int, end: int) -> str:
-    """The first label/name/category/text string value in ``text[start:end]``, else ""."""
+    """The first label/name/category/text string value in ``text[start:end]`` (of a label object
+    ``{"en": "ship", ...}``: its English, else its first text), else ""."""
     m = _LABEL_RE.search(text, start, end)
     if m is None:
-        return ""
+        nested = _LABEL_OBJECT_RE.search(text, start, end)
+        try:
+            names = json.loads(nested.group(2)) if nested else {}
+        except ValueError:
+            names = {}
+        texts = [v for v in ([names.get("en")] + list(names.values())) if isinstance(v, str) and v.strip()]
+        return texts[0].strip() if texts else ""
     if m.group(3) is not None:
         return m.group(3).replace("\\'", "'").strip()
     try:
@@ -267,8 +321,10 @@ def _parse_sphinx(text: str) -> List[Candidate]:
             if not group.strip():
                 continue
             cut = not closed and k == len(groups) - 1
-            geometry = None if cut else _flat_geometry(_finite(group.split(",")), polygons=False)
-            out.append((geometry, (label or "").strip(), (g_start, g_end)))
+            nums = _finite(group.split(","))
+            # 8 numbers: an oriented box, its four corners (as EarthGPT-X's training data writes them)
+            geometry = None if cut else _flat_geometry(nums, polygons=nums is not None and len(nums) == 8)
+            out.append((geometry, _COUNT_RE.sub("", (label or "").strip()), (g_start, g_end)))
     return out
 
 

@@ -429,7 +429,12 @@ class RemoteEngine(Engine):
                      "first_token": (stream.first_piece if stream.first_piece is not None else t_end) - t_encoded,
                      "generate": t_end - t_encoded},
             finish_reason=finish)
-        answer = finish_answer("".join(stream.pieces), self.family, frame, meta, reasoning="".join(stream.reasoning))
+        content, reasoning = "".join(stream.pieces), "".join(stream.reasoning)
+        if not self.thinking and finish == "stop" and not content.strip() and reasoning.strip():
+            # asked not to think, a whole answer, all of it as reasoning: the model wrote no <think>
+            # block and the server's reasoning parser expected one (vLLM's qwen3 parser for Qwen3.5)
+            content, reasoning = reasoning, ""
+        answer = finish_answer(content, self.family, frame, meta, reasoning=reasoning)
         answer.meta.timings["total"] = time.perf_counter() - t0
         return answer
 
@@ -644,10 +649,9 @@ class RemoteEngine(Engine):
                 message = {}
             elif not isinstance(message, dict):
                 self._malformed("a choice's message is not an object")
-            for name in REASONING_FIELDS:
-                reasoning = self._text(message, name)
-                if reasoning:
-                    self._deliver(reasoning[: stream.limit * _MAX_CHARS_PER_PIECE], stream, reasoning=True)
+            thought = next((t for t in (self._text(message, n) for n in REASONING_FIELDS) if t), "")
+            if thought:
+                self._deliver(thought[: stream.limit * _MAX_CHARS_PER_PIECE], stream, reasoning=True)
             content = self._text(message, "content")
             if content:
                 self._deliver(content[: stream.limit * _MAX_CHARS_PER_PIECE], stream)
@@ -742,8 +746,10 @@ class RemoteEngine(Engine):
                 delta = {}
             elif not isinstance(delta, dict):
                 self._malformed("a choice's delta is not an object")
-            pieces = [(name, self._text(delta, name)) for name in ("content",) + REASONING_FIELDS]
-            pieces = [(name, text) for name, text in pieces if text]
+            # vLLM in its renaming sends the same thought as reasoning and reasoning_content: read one
+            thought = next((t for t in (self._text(delta, n) for n in REASONING_FIELDS) if t), "")
+            pieces = [(name, text) for name, text in (("content", self._text(delta, "content")),
+                                                      ("reasoning", thought)) if text]
             if pieces:
                 if stream.tokens >= stream.limit or stream.chars > stream.limit * _MAX_CHARS_PER_PIECE:
                     stream.overrun = True       # the server ignores max_tokens: we stop here

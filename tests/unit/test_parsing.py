@@ -150,7 +150,7 @@ def test_sphinx_multi_box_point_and_unlabelled():
     text = "There are <p>3 ships</p>[0.12,0.40,0.18,0.47; 0.61,0.30,0.66,0.36] and a buoy [0.50, 0.50]."
     regions, dropped = parse_regions(text, SQUARE, "sphinx")
     assert dropped == 0
-    assert [r.label for r in regions] == ["3 ships", "3 ships", ""]
+    assert [r.label for r in regions] == ["ships", "ships", ""]
     assert np.allclose(_bounds(regions), [(96, 120, 144, 176), (488, 40, 528, 88), (400, 200, 400, 200)])
     assert [text[slice(*r.span)] for r in regions] == ["0.12,0.40,0.18,0.47", "0.61,0.30,0.66,0.36", "0.50, 0.50"]
 
@@ -271,3 +271,40 @@ def test_encoded_boxes_round_trip_within_one_model_unit(frame, unit_boxes, style
         assert np.allclose([mx[0], my[0], mx[1], my[1]], want, atol=unit + 1e-9)
     _assert_inside(regions, frame)
 
+
+
+def test_qwen_objects_with_nested_attribute_objects_keep_their_boxes_and_labels():
+    """As the cookbooks' attribute examples write: every box of such an answer used to be lost."""
+    text = ('```json\n[{"bbox_2d": [100, 100, 300, 300], "label": "car", "attrs": {"color": "red", '
+            '"size": {"w": 3}}},\n {"label": "van", "attrs": {"color": "white"}, "bbox_2d": [400, 400, 500, 600]}]\n```')
+    regions, dropped = parse_regions(text, REL, "qwen")
+    assert dropped == 0 and [r.label for r in regions] == ["car", "van"]
+    assert _bounds(regions) == [(100, 50, 300, 150), (400, 200, 500, 300)]
+
+
+def test_qwen_labels_under_other_keys_and_label_objects():
+    text = ('[{"bbox_2d": [1, 2, 30, 40], "names": {"zh": "船", "en": "ship"}}, '
+            '{"bbox_2d": [5, 6, 70, 80], "object_name": "tank"}, {"bbox_2d": [5, 6, 70, 80], "class": "plane"}]')
+    regions, _ = parse_regions(text, REL, "qwen")
+    assert [r.label for r in regions] == ["ship", "tank", "plane"]
+
+
+def test_qwen_one_object_with_repeated_keys_labels_each_box_by_the_name_before_it():
+    text = '{"object_name": "monitor", "bbox": [195, 138, 617, 480], "object_name": "laptop", "bbox": [663, 399, 917, 657]}'
+    regions, _ = parse_regions(text, REL, "qwen")
+    assert [r.label for r in regions] == ["monitor", "laptop"]
+
+
+def test_qwen2_5_plain_text_lines_are_boxes_and_prose_numbers_are_not():
+    regions, dropped = parse_regions("43,378,996,957 cakes\n 520, 101, 700, 300 cupcake with sprinkles\n",
+                                     RESIZED, "qwen")
+    assert dropped == 0 and [r.label for r in regions] == ["cakes", "cupcake with sprinkles"]
+    assert parse_regions("In 2019, 20, 30, 40 ships were seen.\nThere are 3,4,5,6", RESIZED, "qwen") == ([], 0)
+
+
+def test_sphinx_counts_in_the_phrase_and_oriented_boxes():
+    text = "<p>13 ships</p>[0.10,0.30,0.20,0.40;0.30,0.30,0.40,0.30,0.40,0.40,0.30,0.40]<p>3-way junction</p>[0.5,0.5,0.6,0.6]"
+    regions, dropped = parse_regions(text, SQUARE, "sphinx")
+    assert dropped == 0 and [(r.label, r.shape.kind) for r in regions] == [
+        ("ships", PromptKind.BOX), ("ships", PromptKind.POLYGON), ("3-way junction", PromptKind.BOX)]
+    assert len(regions[1].shape.vertices) == 4

@@ -113,3 +113,21 @@ def test_a_server_refusing_reasoning_effort_none_is_asked_again_without_it():
         with pytest.raises(RemoteEngineError, match="HTTP 400.*field required"):
             RemoteEngine(url(srv), "m").ask(AskRequest(_chip(), "Q?"))
         assert len(srv.received) == 1
+
+
+def test_a_thought_sent_under_both_names_is_kept_once_and_an_answer_sent_as_reasoning_is_the_answer():
+    chunk = lambda delta, finish=None: "data: " + json.dumps({"choices": [{"index": 0, "delta": delta,
+                                                                           "finish_reason": finish}]}) + "\n\n"
+    both = [chunk({"reasoning": "Hmm, ", "reasoning_content": "Hmm, "}), chunk({"content": ANSWER_BOX}),
+            chunk({}, "stop"), "data: [DONE]\n\n"]
+    with serve(stream(both)) as srv:
+        answer = RemoteEngine(url(srv), "m").ask(AskRequest(_chip(), "Q?"))
+    assert answer.reasoning == "Hmm," and answer.text == ANSWER_BOX
+    # vLLM's qwen3 parser with thinking off and no <think> written: the answer arrives as reasoning
+    misrouted = [chunk({"reasoning": ANSWER_BOX[:9]}), chunk({"reasoning": ANSWER_BOX[9:]}), chunk({}, "stop"),
+                 "data: [DONE]\n\n"]
+    with serve(stream(misrouted)) as srv:
+        answer = RemoteEngine(url(srv), "m").ask(AskRequest(_chip(), "ships", task=Task.GROUNDING))
+        assert (answer.text, answer.reasoning) == (ANSWER_BOX, "") and len(answer.regions) == 1
+        cut = RemoteEngine(url(srv), "m", thinking=True).ask(AskRequest(_chip(), "ships", task=Task.GROUNDING))
+    assert cut.text == "" and cut.reasoning == ANSWER_BOX and cut.regions == []   # allowed to think: thoughts
