@@ -16,7 +16,8 @@ from .errors import InvalidArgumentError
 @dataclass(frozen=True)
 class Family:
     """name: ``model_type`` of the transformers config. resize_factor: the processor resizes images to
-    multiples of this (patch size x spatial merge); 1 when the model does not care."""
+    multiples of this (patch size x spatial merge); 1 when the model does not care. grounding_format:
+    the sentence that asks for boxes, ``{instruction}`` standing for what to find."""
 
     name: str
     convention: Convention
@@ -26,8 +27,10 @@ class Family:
     grounding_format: str
 
 
-QWEN_GROUNDING = ('Report each one as JSON in a list: [{"bbox_2d": [x1, y1, x2, y2], "label": "name"}], '
-                  'or an empty list [] if there is none.')
+#: the wording of the Qwen2.5-VL and Qwen3-VL cookbooks (spatial_understanding / 2d_grounding notebooks),
+#: so the model answers in the form it was trained on: a ```json list of {"bbox_2d": [...], "label": ...}
+QWEN_GROUNDING = ('locate every instance that belongs to the following categories: "{instruction}". '
+                  'Report bbox coordinates in JSON format.')
 
 _REL_1000_NOTE = "Coordinates are relative to the image, from 0 to 1000."
 
@@ -42,7 +45,8 @@ FAMILIES: Dict[str, Family] = {
                          "Coordinates are in pixels of the image.", QWEN_GROUNDING),
     "earthgptx": Family("earthgptx", Convention.SQUARE_UNIT, "sphinx", 1,
                         "Coordinates are normalised to 0-1 after padding the image to a square.",
-                        "Answer with each phrase in <p></p> followed by its boxes [x1,y1,x2,y2;...]."),
+                        "Find all {instruction} in the image. Answer with each phrase in <p></p> followed by its "
+                        "boxes [x1,y1,x2,y2;...]."),
 }
 
 

@@ -418,6 +418,7 @@ class RemoteEngine(Engine):
             fields.pop("reasoning_effort", None)
             stream = self._call(fields, request.max_new_tokens, cancel, on_text, on_reasoning)
         t_end = time.perf_counter()
+        self._check_not_resized(frame, stream.prompt_tokens)
 
         finish = stream.finish_reason()
         meta = AnswerMeta(
@@ -437,6 +438,23 @@ class RemoteEngine(Engine):
         answer = finish_answer(content, self.family, frame, meta, reasoning=reasoning)
         answer.meta.timings["total"] = time.perf_counter() - t0
         return answer
+
+    def _check_not_resized(self, frame: CoordinateFrame, prompt_tokens: Optional[int]) -> None:
+        """For pixel-coordinate families (Qwen2.5-VL) the image is sent at the size the prompt's and the
+        answer's coordinates refer to; a server whose own ``max_pixels`` is lower resizes it again and
+        the coordinates no longer match. Its usage count tells: fewer prompt tokens than the image's own
+        tokens (one per ``resize_factor``-pixel square) means it did."""
+        if frame.convention is not Convention.RESIZED_PIXELS or prompt_tokens is None:
+            return
+        factor = self.family.resize_factor
+        image_tokens = (frame.resized_width // factor) * (frame.resized_height // factor)
+        if prompt_tokens < image_tokens:
+            raise RemoteEngineError(
+                f"the server at {self._host_label} resized the {frame.resized_width}x{frame.resized_height} image "
+                f"it was sent (it counts {prompt_tokens} prompt tokens, the image alone is {image_tokens}), so the "
+                f"answer's pixel coordinates would not match: raise the server's max_pixels to at least "
+                f"{frame.resized_width * frame.resized_height} (vLLM: --mm-processor-kwargs '{{\"max_pixels\": N}}') "
+                f"or lower this engine's max_image_pixels")
 
     def _thinking_fields(self) -> Dict[str, object]:
         """The request fields that allow or forbid thinking: the chat template's ``enable_thinking``

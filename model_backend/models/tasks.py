@@ -6,8 +6,8 @@ A user message is three parts, joined by spaces:
 2. one sentence per visual prompt (``describe_prompt``): what is marked on the chip and its coordinates
    in the model family's convention (prompts are both drawn as numbered marks and written as text);
 3. the task template (``TEMPLATES``), with ``{instruction}`` (the analyst's text), ``{region}`` (the
-   first prompt's index), ``{regions}`` (all indexes, e.g. "1 and 2") and ``{grounding_format}`` (how
-   the family writes boxes) filled in.
+   first prompt's index), ``{regions}`` (all indexes, e.g. "1 and 2") and ``{grounding_format}`` (the
+   family's own request for boxes, with the instruction in it: the wording its cookbooks use) filled in.
 
 ``template_table()`` renders the templates as the Markdown table shown in the README.
 """
@@ -33,7 +33,7 @@ TEMPLATES: Dict[str, str] = {
     "referring_classification": "What is the object in region {region}? {instruction} "
                                 "Answer with its category name only.",
     "relation": "What is the relationship between regions {regions}? {instruction}",
-    "grounding": "Find all {instruction} in the image. {grounding_format}",
+    "grounding": "{grounding_format}",
     "chat": "{instruction}",
 }
 
@@ -63,7 +63,7 @@ def render_task(task: str, instruction: str, indexes: Sequence[int], grounding_f
     """The task part of a user message, with placeholders filled and spare spaces removed."""
     text = TEMPLATES[task].format(instruction=instruction.strip(), region=indexes[0] if indexes else 1,
                                   regions=join_indexes(indexes) if indexes else "1 and 2",
-                                  grounding_format=grounding_format)
+                                  grounding_format=grounding_format.format(instruction=instruction.strip()))
     return " ".join(text.split())
 
 

@@ -272,7 +272,7 @@ def test_cli_end_to_end_through_remote_engine(dior, tmp_path):
 
     def behaviour(handler, body):
         text = " ".join(p.get("text", "") for m in body["messages"] for p in m["content"])
-        found = [phrase for phrase in boxes if f"Find all {phrase} in" in text]
+        found = [phrase for phrase in boxes if f'categories: "{phrase}"' in text]
         answer = json.dumps([{"bbox_2d": boxes[found[0]], "label": "target"}])
         stream(sse_events([answer[:10], answer[10:]]))(handler, body)
 

@@ -606,3 +606,17 @@ def test_a_repetition_loop_keeps_the_first_regions_and_counts_the_rest():
     assert len(answer.regions) == 1000 and answer.meta.cut_regions == 500
     assert answer.regions[0].shape.vertices[0][0] == pytest.approx(0)     # the first ones, in order
     assert Answer.from_dict(answer.to_dict()).meta.cut_regions == 500
+
+
+@pytest.mark.parametrize("prompt_tokens, resized", [(150, True), (260, False)])
+def test_a_qwen2_5_vl_image_resized_again_by_the_server_is_an_error_not_wrong_coordinates(prompt_tokens, resized):
+    """504x308 is 18x11 = 198 merged tokens: a server reporting fewer prompt tokens downsized it."""
+    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": 1}
+    with serve(stream(sse_events(['[{"bbox_2d": [0, 0, 252, 154], "label": "field"}]'], usage=usage))) as srv:
+        engine = RemoteEngine(url(srv), "qwen2.5-vl", family="qwen2_5_vl")
+        ask = lambda: engine.ask(AskRequest(chip(500, 300), "field", task=Task.GROUNDING))
+        if resized:
+            with pytest.raises(RemoteEngineError, match=r"resized the 504x308 image .*150 prompt tokens.*max_pixels"):
+                ask()
+        else:
+            assert len(ask().regions) == 1
