@@ -1,6 +1,6 @@
 """Build a tiny, randomly initialised Qwen3-VL / Qwen2.5-VL / Qwen3.5 checkpoint, fully offline.
 
-    python -m model_backend.testing.tiny_model OUT_DIR --family qwen3_vl|qwen2_5_vl|qwen3_5 [--seed N]
+    python -m model_backend.testing.tiny_model OUT_DIR --family qwen3_vl|qwen2_5_vl|qwen3_5|qwen3_5_moe [--seed N]
 
 The directory it writes loads through the real path, with ``HF_HUB_OFFLINE=1``::
 
@@ -14,7 +14,8 @@ What is in it:
   head_dim 16; vision tower depth 2, hidden 64) but the real vision geometry (patch 16 / merge 2 /
   temporal 2 for Qwen3-VL and Qwen3.5, patch 14 / merge 2 / temporal 2 for Qwen2.5-VL) and token ids
   that match the tokenizer. Qwen3.5's two text layers are one Gated DeltaNet (linear attention) and one
-  full-attention layer, as its real 3:1 pattern alternates them.
+  full-attention layer, as its real 3:1 pattern alternates them; ``qwen3_5_moe`` has, in each, a mixture of
+  four experts (two per token) beside a shared expert.
 * ``model.safetensors``: float32 weights drawn from ``torch.manual_seed(seed)`` (same seed, same weights).
 * ``tokenizer.json`` / ``tokenizer_config.json``: a byte-level BPE trained here, with the ``tokenizers``
   library, on a small built-in corpus (English, digits, JSON punctuation), wrapped in ``Qwen2Tokenizer``
@@ -39,7 +40,7 @@ import os
 import random
 import sys
 
-FAMILIES = ("qwen3_vl", "qwen2_5_vl", "qwen3_5")
+FAMILIES = ("qwen3_vl", "qwen2_5_vl", "qwen3_5", "qwen3_5_moe")
 
 # --- tokenizer ---------------------------------------------------------------------------------------
 
@@ -66,6 +67,7 @@ _PLAIN_ADDED_TOKENS = {
     "qwen3_vl": ("<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>", "<think>", "</think>"),
     "qwen3_5": ("<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>", "<think>", "</think>"),
 }
+_PLAIN_ADDED_TOKENS["qwen3_5_moe"] = _PLAIN_ADDED_TOKENS["qwen3_5"]
 # Total vocabulary (trained BPE + added tokens) the trainer aims at; the corpus is big enough to reach it.
 _TARGET_VOCAB = 1024
 
@@ -208,6 +210,7 @@ _GEOMETRY = {
                    "std": [0.26862954, 0.26130258, 0.27577711]},
     "qwen3_5": {"patch_size": 16, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]},
 }
+_GEOMETRY["qwen3_5_moe"] = _GEOMETRY["qwen3_5"]
 MERGE_SIZE = 2
 TEMPORAL_PATCH_SIZE = 2
 
@@ -228,7 +231,7 @@ def _processor(family: str, tok):
                   image_mean=_GEOMETRY[family]["mean"], image_std=_GEOMETRY[family]["std"])
     image_processor = Qwen2VLImageProcessor(size={"shortest_edge": min_pixels, "longest_edge": max_pixels},
                                             **common)
-    if family in ("qwen3_vl", "qwen3_5"):  # Qwen3.5 reads images through Qwen3-VL's processor
+    if family in ("qwen3_vl", "qwen3_5", "qwen3_5_moe"):  # Qwen3.5 reads images through Qwen3-VL's processor
         from transformers import Qwen3VLProcessor, Qwen3VLVideoProcessor
 
         # Qwen3-VL's video budget is for the whole clip (split between frames).
@@ -276,8 +279,8 @@ def _config(family: str, tok):
                       deepstack_visual_indexes=[0, 1])  # below the depth (2); <= text layers
         return Qwen3VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=False,
                              dtype="float32", **token_ids)
-    if family == "qwen3_5":
-        from transformers import Qwen3_5Config
+    if family in ("qwen3_5", "qwen3_5_moe"):
+        from transformers import Qwen3_5Config, Qwen3_5MoeConfig
 
         # partial rotary 0.25 of head_dim 32: 8 rotary dims, mrope_section sums to 4 (real: [11, 11, 10])
         text = dict(_TEXT, vocab_size=len(tok), head_dim=32, layer_types=["linear_attention", "full_attention"],
@@ -288,8 +291,11 @@ def _config(family: str, tok):
                     pad_token_id=eot, bos_token_id=eot, eos_token_id=im_end, attention_bias=False,
                     tie_word_embeddings=False, dtype="float32")
         vision = dict(_VISION, patch_size=patch, hidden_act="gelu_pytorch_tanh", num_position_embeddings=32 * 32)
-        return Qwen3_5Config(text_config=text, vision_config=vision, tie_word_embeddings=False, dtype="float32",
-                             **token_ids)
+        if family == "qwen3_5_moe":
+            text.update(moe_intermediate_size=32, shared_expert_intermediate_size=32, num_experts=4,
+                        num_experts_per_tok=2)
+        cls = Qwen3_5MoeConfig if family == "qwen3_5_moe" else Qwen3_5Config
+        return cls(text_config=text, vision_config=vision, tie_word_embeddings=False, dtype="float32", **token_ids)
     from transformers import Qwen2_5_VLConfig
 
     text = dict(_TEXT, vocab_size=len(tok),
@@ -309,11 +315,12 @@ def _model_class(family: str):
 
     return getattr(transformers, {"qwen3_vl": "Qwen3VLForConditionalGeneration",
                                   "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration",
-                                  "qwen3_5": "Qwen3_5ForConditionalGeneration"}[family])
+                                  "qwen3_5": "Qwen3_5ForConditionalGeneration",
+                                  "qwen3_5_moe": "Qwen3_5MoeForConditionalGeneration"}[family])
 
 
 def _template(family: str) -> str:
-    return THINKING_CHAT_TEMPLATE if family == "qwen3_5" else CHAT_TEMPLATE
+    return THINKING_CHAT_TEMPLATE if family.startswith("qwen3_5") else CHAT_TEMPLATE
 
 
 # --- build -------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ def layer(path, name):
         return [(shape(f["geometry"]), dict(f["properties"])) for f in src]
 
 
-@pytest.fixture(scope="module", params=["qwen3_vl", "qwen2_5_vl"])
+@pytest.fixture(scope="module", params=["qwen3_vl", "qwen2_5_vl", "qwen3_5"])
 def tiny(request, tmp_path_factory):
     return build_tiny_model(str(tmp_path_factory.mktemp(request.param)), request.param)
 

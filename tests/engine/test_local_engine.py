@@ -20,7 +20,7 @@ CPU = LoadPolicy(device="cpu", quantization="fp32")
 RNG = np.random.default_rng(3)
 
 
-@pytest.fixture(scope="session", params=["qwen3_vl", "qwen2_5_vl", "qwen3_5"])
+@pytest.fixture(scope="session", params=["qwen3_vl", "qwen2_5_vl", "qwen3_5", "qwen3_5_moe"])
 def engine(request, tmp_path_factory):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     folder = build_tiny_model(str(tmp_path_factory.mktemp(request.param)), request.param)
@@ -164,3 +164,18 @@ def test_qwen3_5_keeps_its_delta_rule_gates_and_vision_out_of_4bit(qwen3_5):
     assert _count_params(model, torch.nn.Linear, skip)[0] + gates == \
         _count_params(model, torch.nn.Linear, [s for s in skip if not s.startswith("in_proj")])[0]
     assert estimate_bytes(config, "4bit") < estimate_bytes(config, "bf16") < estimate_bytes(config, "fp32")
+
+
+def test_qwen3_5_moe_keeps_its_shared_expert_gate_out_of_4bit(tmp_path):
+    import torch
+    from transformers import AutoConfig, AutoModelForImageTextToText
+    from model_backend.models.loading import _count_params, skip_modules
+
+    config = AutoConfig.from_pretrained(build_tiny_model(str(tmp_path / "moe"), "qwen3_5_moe"))
+    with torch.device("meta"):
+        model = AutoModelForImageTextToText.from_config(config)
+    gates = [n for n, m in model.named_modules() if n.endswith("shared_expert_gate")]
+    assert gates and all(isinstance(dict(model.named_modules())[n], torch.nn.Linear) for n in gates)
+    skip = skip_modules("qwen3_5_moe")
+    with_gates = _count_params(model, torch.nn.Linear, [s for s in skip if s != "shared_expert_gate"])[0]
+    assert _count_params(model, torch.nn.Linear, skip)[0] < with_gates

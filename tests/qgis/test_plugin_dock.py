@@ -381,3 +381,30 @@ def test_missing_worker_environment_is_a_clear_message(pkg, qgis_iface, qgis_new
         dock.shutdown()
         dock.deleteLater()
     QgsProject.instance().removeAllMapLayers()
+
+
+def test_a_tiny_local_qwen3_5_answers_through_the_dock_and_keeps_its_thoughts_apart(pkg, qgis_iface, qgis_new_project,
+                                                                                     tmp_path):
+    from model_backend.testing.tiny_model import build_tiny_model
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    tiny = build_tiny_model(str(tmp_path / "qwen3_5"), "qwen3_5")
+    layer = QgsRasterLayer(RASTERS["utm_landsat"], "utm", "gdal")
+    QgsProject.instance().addMapLayer(layer)
+    dock = make_dock(pkg, qgis_iface, layer, model=tiny, device="cpu", quantization="fp32", max_new_tokens=10,
+                     thinking=True)
+    try:
+        dock.task_box.setCurrentIndex(dock.task_box.findData("grounding"))
+        dock.question.setPlainText("ships")
+        done = []
+        dock.questionFinished.connect(done.append)
+        dock.ask()
+        assert wait_for(lambda: done, 240), dock.conversation.toPlainText()
+        assert dock.model["family"] == "qwen3_5"
+        (answer,) = [f for lyr in dock.outputs.layers()["answers"] for f in lyr.getFeatures()]
+        assert answer["model"] == tiny and "<think>" not in answer["answer"]
+        # thinking allowed, the template opened a <think> block: the noise the tiny model writes is thought
+        assert dock.reasonings and "Show the model's reasoning" in dock.conversation.toPlainText()
+    finally:
+        dock.shutdown()
+        dock.deleteLater()
+    QgsProject.instance().removeAllMapLayers()
