@@ -8,7 +8,7 @@ import argparse
 import os
 import sys
 from collections import Counter
-from typing import Iterable
+from typing import Iterable, List
 
 from ..core.engine_options import DEFAULT_MODEL, DEVICES, QUANTIZATIONS
 from ..core.errors import InvalidArgumentError
@@ -25,7 +25,9 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model folder or hub id (default {DEFAULT_MODEL})")
     parser.add_argument("--backend", choices=["local", "openai"], default="local",
                         help="local transformers model, or an OpenAI-compatible server (vLLM, Ollama, llama.cpp)")
-    parser.add_argument("--endpoint", help="base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
+    parser.add_argument("--endpoint", action="append",
+                        help="base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (find: "
+                             "repeat it to spread the tiles over several servers)")
     parser.add_argument("--family", choices=sorted(FAMILIES), default="qwen3_vl",
                         help="coordinate convention of the remote model (openai backend)")
     parser.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
@@ -41,6 +43,13 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
 
 def engine_from_args(args: argparse.Namespace) -> Engine:
     """The engine the options of ``add_engine_options`` name (a local model is loaded here)."""
+    if args.backend == "openai" and args.endpoint and len(args.endpoint) > 1:
+        raise InvalidArgumentError("several --endpoint values spread the tiles of find; give one here")
+    return engines_from_args(args)[0]
+
+
+def engines_from_args(args: argparse.Namespace) -> List[Engine]:
+    """One engine per ``--endpoint`` (openai backend), or the one local model (loaded here)."""
     def progress(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
@@ -49,13 +58,15 @@ def engine_from_args(args: argparse.Namespace) -> Engine:
             raise InvalidArgumentError("--backend openai needs --endpoint URL")
         from ..models.remote import RemoteEngine
 
-        return RemoteEngine(args.endpoint, args.model, args.family, api_key=os.environ.get(API_KEY_ENV),
-                            timeout=args.timeout, thinking=args.thinking)
+        return [RemoteEngine(endpoint, args.model, args.family, api_key=os.environ.get(API_KEY_ENV),
+                             timeout=args.timeout, thinking=args.thinking) for endpoint in args.endpoint]
+    if args.endpoint:
+        raise InvalidArgumentError("--endpoint goes with --backend openai")
     from ..models.loading import LoadPolicy
     from ..models.local import LocalEngine
 
-    return LocalEngine(args.model, LoadPolicy(args.device, args.quantization), on_status=progress,
-                       thinking=args.thinking)
+    return [LocalEngine(args.model, LoadPolicy(args.device, args.quantization), on_status=progress,
+                        thinking=args.thinking)]
 
 
 def say_unfinished(finish_reasons: Iterable[str], max_new_tokens: int, cut_regions: int = 0) -> None:

@@ -1,5 +1,5 @@
 """The ``find`` command: ``python -m model_backend find RASTER "phrase" [--extent MINX MINY MAXX MAXY
-[--extent-crs AUTH:CODE]] [--resolution METRES] [--tile PX] [--overlap F] [engine options] --out
+[--extent-crs AUTH:CODE]] [--resolution METRES] [--tile PX] [--overlap F] [--concurrency N] [engine options] --out
 FILE.gpkg|FILE.shp``: tiled grounding over a whole raster or an extent of it."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from ..core.interface import Task, check_max_new_tokens, check_question
 from ..core.normalise import Modality
 from ..core.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, MAX_OVERLAP, MIN_TILE
 from ..geo.crs import parse_crs
-from .engine_args import add_engine_options, engine_from_args, say_unfinished
+from .engine_args import add_engine_options, engines_from_args, say_unfinished
 
 
 def add_parser(sub) -> None:
@@ -34,6 +34,9 @@ def add_parser(sub) -> None:
     find.add_argument("--modality", choices=[m.value for m in Modality], help="override the modality guess")
     find.add_argument("--bands", type=int, nargs="+", metavar="N", help="1-based bands: one (grey) or three (RGB)")
     add_engine_options(find)
+    find.add_argument("--concurrency", type=int, metavar="N",
+                      help="tile questions in flight at once (default 4 with --backend openai, 1 locally: a local "
+                           "model answers one at a time)")
     find.add_argument("--max-new-tokens", type=int, default=512, help="generation budget per tile (default 512)")
     find.add_argument("--out", required=True, help="output .gpkg or .shp (appended to when it exists)")
 
@@ -43,7 +46,7 @@ def run(args: argparse.Namespace) -> dict:
     model, then search; progress on stderr, the summary returned for stdout."""
     from ..geo.raster import RasterSource
     from ..geo.outputs import check_output
-    from ..jobs.find import find_objects, plan_find_tiles
+    from ..jobs.find import MAX_CONCURRENCY, find_objects, plan_find_tiles
 
     check_question(Task.GROUNDING, args.phrase, 0)
     check_max_new_tokens(args.max_new_tokens)
@@ -55,14 +58,19 @@ def run(args: argparse.Namespace) -> dict:
         grid, _ = plan_find_tiles(source, args.resolution, args.extent, extent_crs, args.tile, args.overlap)
     print(f"{len(grid)} tile(s) of {grid.out_width}x{grid.out_height} chip pixels "
           f"({grid.window_width}x{grid.window_height} raster pixels each).", file=sys.stderr, flush=True)
-    engine = engine_from_args(args)
+    concurrency = args.concurrency if args.concurrency is not None else 4 if args.backend == "openai" else 1
+    if not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise InvalidArgumentError(f"--concurrency must be 1..{MAX_CONCURRENCY}, got {concurrency}")
+    engines = engines_from_args(args)
     try:
-        result = find_objects(args.raster, args.phrase, engine, args.resolution, args.extent, extent_crs,
+        result = find_objects(args.raster, args.phrase, engines, args.resolution, args.extent, extent_crs,
                               args.tile, args.overlap, Modality(args.modality) if args.modality else None,
                               args.bands, args.max_new_tokens, args.out,
-                              on_progress=lambda done, total, message: print(message, file=sys.stderr, flush=True))
+                              on_progress=lambda done, total, message: print(message, file=sys.stderr, flush=True),
+                              concurrency=concurrency)
     finally:
-        engine.close()
+        for engine in engines:
+            engine.close()
     files = result.report.files if result.report else []
     if result.report and result.report.escaped_fields:
         print(f"NUL characters or lone surrogates in {', '.join(result.report.escaped_fields)} were written as "
@@ -82,6 +90,7 @@ def run(args: argparse.Namespace) -> dict:
         "ground_resolution_m": list(result.ground_resolution) if result.ground_resolution else None,
         "cancelled": result.cancelled,
         "interrupted": result.interrupted,
+        "concurrency": concurrency,
         "cut_regions": result.cut_regions,
         "timings": {k: round(v, 4) for k, v in result.timings.items()},
         "files": files,

@@ -25,9 +25,9 @@ import math
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Callable, ContextManager, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, ContextManager, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import rasterio
@@ -36,7 +36,7 @@ from shapely.geometry.base import BaseGeometry
 
 from ..core.chip import Chip
 from ..core.encoding import box_corners
-from ..core.errors import AllNodataError, InvalidArgumentError
+from ..core.errors import AllNodataError, EarthGPTXError, InvalidArgumentError
 from ..core.interface import Answer, AskRequest, Region, Task, check_question
 from ..core.normalise import Modality
 from ..core.prompts import VisualPrompt
@@ -50,6 +50,8 @@ from ..geo.raster import RasterSource
 from ..models.engine import Engine
 
 Bounds = Tuple[float, float, float, float]
+#: the most tile questions in flight at once
+MAX_CONCURRENCY = 256
 #: ``on_progress(tiles_done, tiles_total, message)``
 ProgressCallback = Callable[[int, int, str], None]
 
@@ -81,8 +83,8 @@ class FindResult:
     read (asked, or skipped as all nodata); tiles_skipped: the all-nodata ones. ground_resolution:
     metres per chip pixel along columns and rows at the area's centre (None for a CRS without an
     ellipsoid). timings: seconds, ``read_s`` (time spent waiting for pixel reads and normalisation,
-    which run one tile ahead while the model answers), ``model_s`` (engine calls), ``nms_s``
-    (merging), ``other_s`` (planning, mapping, writing), ``total_s``. interrupted: stopped by Ctrl-C
+    which run one tile ahead while the model answers), ``model_s`` (waiting for answers, however many
+    are in flight), ``nms_s`` (merging), ``other_s`` (planning, mapping, writing), ``total_s``. interrupted: stopped by Ctrl-C
     (``cancelled`` too); what was done before is in the output all the same. cut_regions: regions
     past the cap of one tile's answer (``MAX_REGIONS``), summed over the tiles.
     """
@@ -123,60 +125,130 @@ def plan_find_tiles(source: RasterSource, resolution: Optional[float] = None, ex
     return grid, ground
 
 
-def find_objects(raster: str, phrase: str, engine: Engine, resolution: Optional[float] = None,
+class EnginePool:
+    """Engines shared by the tile questions of a search: each question goes to the engine with the
+    fewest questions in flight; an engine that answers one at a time (a local model) gets one."""
+
+    def __init__(self, engines: Sequence[Engine]) -> None:
+        if not engines:
+            raise InvalidArgumentError("no engine to ask")
+        self.engines = list(engines)
+        self._busy = [0] * len(self.engines)
+        self._free = threading.Condition()
+
+    def ask(self, request: AskRequest, cancel: threading.Event) -> Answer:
+        with self._free:
+            while True:
+                usable = [k for k, e in enumerate(self.engines) if e.concurrent or not self._busy[k]]
+                if usable:
+                    k = min(usable, key=lambda i: self._busy[i])
+                    self._busy[k] += 1
+                    break
+                self._free.wait()
+        try:
+            return self.engines[k].ask(request, cancel=cancel)
+        finally:
+            with self._free:
+                self._busy[k] -= 1
+                self._free.notify_all()
+
+
+def find_objects(raster: str, phrase: str, engine: Union[Engine, Sequence[Engine]], resolution: Optional[float] = None,
                  extent: Optional[Bounds] = None, extent_crs: Optional[CRS] = None, tile: int = DEFAULT_TILE,
                  overlap: float = DEFAULT_OVERLAP, modality: Optional[Modality] = None,
                  bands: Optional[Sequence[int]] = None, max_new_tokens: int = 512, out: Optional[str] = None,
                  on_progress: ProgressCallback = lambda done, total, message: None,
-                 cancel: Optional[threading.Event] = None) -> FindResult:
+                 cancel: Optional[threading.Event] = None, concurrency: int = 1) -> FindResult:
     """Find ``phrase`` over ``raster`` (whole, or ``extent`` in ``extent_crs``) tile by tile with
-    ``engine``, merge the detections of overlapping tiles, and append them to ``out`` when given.
+    ``engine`` (or several: each tile goes to the least busy), merge the detections of overlapping
+    tiles, and append them to ``out`` when given.
 
     ``tile``: chip side in chip pixels; ``overlap``: fraction of a tile shared with its neighbours;
-    ``resolution``: metres per chip pixel (never finer than the raster's). Setting ``cancel`` stops
-    after the tile in flight (whose answer is dropped); what was done is kept and written.
+    ``resolution``: metres per chip pixel (never finer than the raster's); ``concurrency``: tile
+    questions in flight at once (engines that answer one at a time take one each; at most
+    ``concurrency`` + 2 chips are in memory). Setting ``cancel`` stops the questions in flight (their
+    answers are dropped); what was done is kept and written. A tile whose question fails ends the
+    search the same way, then its error is raised, saying what was written.
     """
     t_start = time.perf_counter()
     check_question(Task.GROUNDING, phrase, 0)
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise InvalidArgumentError(f"the concurrency must be 1..{MAX_CONCURRENCY} questions in flight, got {concurrency!r}")
     if out is not None:
         check_output(out)
+    pool = EnginePool([engine] if isinstance(engine, Engine) else list(engine))
+    stop = threading.Event()
     read_s = model_s = 0.0
     candidates: List[Detection] = []
     cancelled = interrupted = False
+    failure: Optional[EarthGPTXError] = None
     skipped = done = cut = 0
+    answered: List[Tuple[int, Feature]] = []
     with contextlib.ExitStack() as stack, RasterSource(raster) as source:
         grid, ground = plan_find_tiles(source, resolution, extent, extent_crs, tile, overlap)
         stack.enter_context(_block_cache(raster, grid))
         record = QuestionRecord(crs=source.crs)
         question_id = new_id()
         total = len(grid)
-        try:  # Ctrl-C stops after what is done, which is still merged and written
-            for t, chip, waited in _read_ahead(source, grid, modality, bands):
-                if cancel is not None and cancel.is_set():
-                    cancelled = True
-                    break
-                read_s += waited
-                if chip is None:
-                    skipped, done = skipped + 1, done + 1
-                    on_progress(done, total, f"tile {t.index + 1} of {total}: no data, skipped")
+        in_flight: Dict[Future, Tuple[Tile, Chip]] = {}
+        if cancel is not None:  # the caller's cancel stops the questions in flight too
+            stack.callback(_forward(cancel, stop))
+
+        def settle(block: bool) -> None:
+            """Take the answers that are in (waiting for one when ``block``)."""
+            nonlocal done, cut, model_s, cancelled, failure
+            waited_from = time.perf_counter()
+            ready, _ = wait(list(in_flight), return_when=FIRST_COMPLETED) if block else \
+                ([f for f in in_flight if f.done()], None)
+            model_s += time.perf_counter() - waited_from
+            for future in sorted(ready, key=lambda f: in_flight[f][0].index):
+                t, chip = in_flight.pop(future)
+                try:
+                    answer = future.result()
+                except EarthGPTXError as exc:
+                    failure = failure or exc
+                    stop.set()
                     continue
-                t1 = time.perf_counter()
-                request = AskRequest(chip.image, phrase, task=Task.GROUNDING, modality=chip.modality,
-                                     max_new_tokens=max_new_tokens)
-                answer = engine.ask(request, cancel=cancel)
-                model_s += time.perf_counter() - t1
                 if answer.meta.finish_reason == "cancelled":
-                    cancelled = True
-                    break
+                    cancelled = cancelled or failure is None
+                    continue
                 answer_id = new_id()
                 cut += answer.meta.cut_regions
-                record.answers.append(_answer_feature(raster, chip, phrase, answer, question_id, answer_id))
-                candidates += [_detection(chip, region, t.index, rank, answer_id)
-                               for rank, region in enumerate(answer.regions, start=1)]
+                answered.append((t.index, _answer_feature(raster, chip, phrase, answer, question_id, answer_id)))
+                candidates.extend(_detection(chip, region, t.index, rank, answer_id)
+                                  for rank, region in enumerate(answer.regions, start=1))
                 done += 1
                 on_progress(done, total, f"tile {t.index + 1} of {total}: {len(answer.regions)} region(s)")
-        except KeyboardInterrupt:
-            cancelled = interrupted = True
+
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="find-tile") as asking:
+            try:  # Ctrl-C stops after what is done, which is still merged and written
+                for t, chip, waited in _read_ahead(source, grid, modality, bands):
+                    if cancel is not None and cancel.is_set():
+                        stop.set()
+                    if stop.is_set():
+                        cancelled = cancelled or failure is None
+                        break
+                    read_s += waited
+                    if chip is None:
+                        skipped, done = skipped + 1, done + 1
+                        on_progress(done, total, f"tile {t.index + 1} of {total}: no data, skipped")
+                        continue
+                    request = AskRequest(chip.image, phrase, task=Task.GROUNDING, modality=chip.modality,
+                                         max_new_tokens=max_new_tokens)
+                    in_flight[asking.submit(pool.ask, request, stop)] = (t, chip)
+                    settle(block=len(in_flight) >= concurrency)
+                while in_flight:
+                    settle(block=True)
+            except KeyboardInterrupt:
+                cancelled = interrupted = True
+                stop.set()
+                settle(block=False)          # answers already in are kept
+                for future in in_flight:
+                    future.cancel()
+                in_flight.clear()
+    answered.sort(key=lambda item: item[0])
+    record.answers = [feature for _, feature in answered]
+    candidates.sort(key=lambda d: (d.tile, d.rank))
     t_nms = time.perf_counter()
     keep = merge_detections(np.array([d.quad for d in candidates]).reshape(-1, 4, 2),
                             [d.label for d in candidates])
@@ -185,11 +257,30 @@ def find_objects(raster: str, phrase: str, engine: Engine, resolution: Optional[
     record.detections = [Feature(d.geometry, {"answer_id": d.answer_id, "label": d.label, "rank": d.rank,
                                               "kind": d.kind}) for d in detections]
     report = write_record(out, record) if out is not None and record.answers else None
+    if failure is not None:
+        kept = f"the {len(record.answers)} tile answer(s) before it were written to {out}" if report else \
+            "nothing was written"
+        raise type(failure)(f"{failure} ({kept})")
     total_s = time.perf_counter() - t_start
     timings = {"read_s": read_s, "model_s": model_s, "nms_s": nms_s,
                "other_s": total_s - read_s - model_s - nms_s, "total_s": total_s}
     return FindResult(detections, len(candidates), total, done, skipped, ground, cancelled, record, report, timings,
                       interrupted, cut)
+
+
+def _forward(source: threading.Event, target: threading.Event) -> Callable[[], None]:
+    """Set ``target`` as soon as ``source`` is set (a watcher thread); returns the function that ends
+    the watching."""
+    finished = threading.Event()
+
+    def watch() -> None:
+        while not finished.is_set():
+            if source.wait(0.05):
+                target.set()
+                return
+
+    threading.Thread(target=watch, daemon=True, name="find-cancel").start()
+    return finished.set
 
 
 def _read_ahead(source: RasterSource, grid: TileGrid, modality: Optional[Modality],

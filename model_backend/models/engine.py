@@ -25,6 +25,8 @@ class Engine(abc.ABC):
     """
 
     family: Family
+    #: ``ask`` may run in several threads at once (a remote server); a local model answers one at a time
+    concurrent: bool = False
 
     @abc.abstractmethod
     def ask(self, request: AskRequest, on_text: Optional[TextCallback] = None,

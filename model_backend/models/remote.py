@@ -30,8 +30,9 @@ neither. Bounds: at most ``max_new_tokens`` pieces (and 64 characters per piece)
 the server does; past that the stream is closed and the answer ends with ``finish_reason`` "length".
 A stream that ends without ``data: [DONE]`` keeps what came and ends with "incomplete". An event
 that is not UTF-8 JSON of the chat completion chunk shape is an error, never skipped. Retries: only when the connection fails before any response byte arrives (refused,
-reset, closed without an answer), ``retries`` times with a short doubling backoff; never after an HTTP
-status was received or once streaming has started.
+reset, closed without an answer), ``retries`` times with a short doubling backoff; after HTTP 429 or 503
+(busy), ``busy_retries`` times, waiting as the server's ``Retry-After`` says; never after another HTTP
+status or once streaming has started.
 """
 
 from __future__ import annotations
@@ -80,6 +81,14 @@ class RemoteEngineError(EarthGPTXError):
 
 class _RejectedReasoningEffort(RemoteEngineError):
     """HTTP 400 about ``reasoning_effort``: the server knows no "none" (vLLM before it did)."""
+
+
+class ServerBusyError(RemoteEngineError):
+    """HTTP 429 or 503: the server asks to come back later (``retry_after`` seconds when it said)."""
+
+    def __init__(self, message: str, retry_after: Optional[float]) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def chat_completions_url(endpoint: str) -> Tuple[str, str, int, str, str, str]:
@@ -315,10 +324,15 @@ class RemoteEngine(Engine):
     ``earthgptx``). ``thinking``: let a thinking model think (default: asked not to, see
     ``_thinking_fields``; thoughts that still come are kept apart, never parsed). The engine holds no
     connection between calls; calls from several threads at once are fine. ``retry_backoff`` (seconds,
-    doubled per retry, at most 2 s) may be changed after creation.
+    doubled per retry, at most 2 s) and ``busy_retries`` may be changed after creation.
     """
 
     retry_backoff: float = 0.25
+    #: times a question is asked again after HTTP 429 / 503 (the server's Retry-After, at most 30 s, or
+    #: the doubling backoff)
+    busy_retries: int = 8
+    #: questions may be asked from several threads at once (``find --concurrency``)
+    concurrent = True
 
     def __init__(self, endpoint: str, model: str, family: str = "qwen3_vl", api_key: Optional[str] = None,
                  timeout: float = 120.0, retries: int = 2, max_image_pixels: int = 1024 * 1024,
@@ -411,12 +425,27 @@ class RemoteEngine(Engine):
             **self._thinking_fields(),
         }
         t_encoded = time.perf_counter()
-        try:
-            stream = self._call(fields, request.max_new_tokens, cancel, on_text, on_reasoning)
-        except _RejectedReasoningEffort:   # a server that knows no reasoning_effort "none" (older vLLM)
-            self._reasoning_effort = False
-            fields.pop("reasoning_effort", None)
-            stream = self._call(fields, request.max_new_tokens, cancel, on_text, on_reasoning)
+        busy = 0
+        while True:
+            try:
+                stream = self._call(fields, request.max_new_tokens, cancel, on_text, on_reasoning)
+                break
+            except _RejectedReasoningEffort:   # a server that knows no reasoning_effort "none" (older vLLM)
+                self._reasoning_effort = False
+                fields.pop("reasoning_effort", None)
+            except ServerBusyError as exc:      # 429 / 503: wait as asked (or doubling), then again
+                if busy >= self.busy_retries:
+                    raise RemoteEngineError(f"{exc}; still busy after {busy + 1} tries") from None
+                delay = min(30.0, exc.retry_after if exc.retry_after is not None else self.retry_backoff * 2 ** busy)
+                busy += 1
+                if cancel is not None and cancel.wait(delay):
+                    stream = _Stream(request.max_new_tokens, self.timeout, ThinkingStream(None))
+                    stream.cancelled = True
+                    break
+                if cancel is None:
+                    time.sleep(delay)
+                if self._closed:
+                    raise RemoteEngineError("the remote engine was closed while the server was busy") from None
         t_end = time.perf_counter()
         self._check_not_resized(frame, stream.prompt_tokens)
 
@@ -611,6 +640,12 @@ class RemoteEngine(Engine):
             raw = b""
         text = _error_text(raw, self._secrets)
         status = resp.status
+        if status in (429, 503):
+            try:
+                retry_after: Optional[float] = max(0.0, float(resp.getheader("Retry-After") or ""))
+            except ValueError:
+                retry_after = None   # absent, or an HTTP date: our own backoff
+            raise ServerBusyError(f"the server at {self._host_label} is busy (HTTP {status}): {text}", retry_after)
         if status == 400 and "reasoning" in text.lower() and self._reasoning_effort and not self.thinking:
             raise _RejectedReasoningEffort(text)
         if status in (401, 403):

@@ -288,3 +288,89 @@ def test_ctrl_c_writes_the_tiles_already_answered(tmp_path):
     summary = json.loads(stdout)
     assert summary["interrupted"] and 4 <= summary["tiles"]["done"] < 25 and "Interrupted after" in stderr
     assert len(layer(out, "answers")) == summary["tiles"]["done"] == len(layer(out, "detections"))
+
+
+def _counting(latency, fail_at=None):
+    """A behaviour answering FIXED after ``latency`` seconds, counting requests in flight at once;
+    the ``fail_at``-th request (0-based) gets HTTP 500."""
+    state = {"now": 0, "most": 0, "seen": 0}
+    lock = threading.Lock()
+
+    def behaviour(handler, body):
+        with lock:
+            k = state["seen"]
+            state["seen"] += 1
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        try:
+            if handler.server.stopping.wait(latency):
+                return
+            if k == fail_at:
+                data = b'{"error": {"message": "engine died"}}'
+                handler.send_response(500)
+                handler.send_header("Content-Type", "application/json")
+                handler.send_header("Content-Length", str(len(data)))
+                handler.end_headers()
+                handler.wfile.write(data)
+                return
+            stream(sse_events([FIXED]))(handler, body)
+        finally:
+            with lock:
+                state["now"] -= 1
+    behaviour.state = state
+    return behaviour
+
+
+def test_concurrency_keeps_several_tile_questions_in_flight_and_answers_each_tile_once(tmp_path):
+    out = str(tmp_path / "found.gpkg")
+    behaviour = _counting(0.2)
+    with serve(behaviour) as srv:
+        result = find_objects(RASTERS["mercator_aerial"], "ships", RemoteEngine(url(srv), "scripted"), tile=512,
+                              out=out, concurrency=4)
+    answers = layer(out, "answers")
+    assert behaviour.state["most"] == 4 and len(srv.received) == result.tiles_done == result.tiles_total == 25
+    assert len({a[0].wkt for a in answers}) == len(answers) == 25           # each tile once
+    assert result.timings["other_s"] >= 0
+
+
+def test_tiles_spread_over_several_endpoints_least_busy_first(tmp_path):
+    out = str(tmp_path / "found.gpkg")
+    with serve(_counting(0.1)) as one, serve(_counting(0.1)) as two:
+        r = run("find", RASTERS["mercator_aerial"], "ships", "--tile", "512", "--backend", "openai", "--endpoint",
+                url(one), "--endpoint", url(two), "--model", "scripted", "--concurrency", "4", "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["concurrency"] == 4
+    assert len(one.received) + len(two.received) == 25 and len(one.received) >= 6 and len(two.received) >= 6
+    assert len(layer(out, "answers")) == 25
+
+
+def test_a_tile_that_fails_ends_the_search_after_writing_what_was_answered(tmp_path):
+    out = str(tmp_path / "found.gpkg")
+    with serve(_counting(0.05, fail_at=5)) as srv:
+        r = run("find", RASTERS["mercator_aerial"], "ships", "--tile", "512", "--backend", "openai", "--endpoint",
+                url(srv), "--model", "scripted", "--concurrency", "2", "--out", out)
+    assert r.returncode == 2 and "engine died" in r.stderr and "Traceback" not in r.stderr
+    written = len(layer(out, "answers"))
+    assert f"the {written} tile answer(s) before it were written" in r.stderr and 5 <= written <= 6
+
+
+def test_a_local_model_answers_one_tile_at_a_time_whatever_the_concurrency(tmp_path):
+    from model_backend.models.loading import LoadPolicy
+    from model_backend.models.local import LocalEngine
+    from model_backend.testing.tiny_model import build_tiny_model
+
+    engine = LocalEngine(build_tiny_model(str(tmp_path / "tiny"), "qwen3_vl"), LoadPolicy("cpu", "fp32"))
+    inside = {"now": 0, "most": 0}
+    ask = engine.ask
+
+    def counted(*args, **kwargs):
+        inside["now"] += 1
+        inside["most"] = max(inside["most"], inside["now"])
+        try:
+            return ask(*args, **kwargs)
+        finally:
+            inside["now"] -= 1
+    engine.ask = counted
+    result = find_objects(RASTERS["utm_landsat"], "ships", engine, tile=256, max_new_tokens=4, concurrency=4)
+    engine.close()
+    assert inside["most"] == 1 and result.tiles_done == result.tiles_total > 1

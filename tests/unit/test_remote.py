@@ -620,3 +620,43 @@ def test_a_qwen2_5_vl_image_resized_again_by_the_server_is_an_error_not_wrong_co
                 ask()
         else:
             assert len(ask().regions) == 1
+
+
+@pytest.mark.parametrize("status, header", [(429, "0.05"), (503, None), (429, "Wed, 21 Oct 2026 07:28:00 GMT")])
+def test_a_busy_server_is_asked_again_after_the_wait_it_asks_for(status, header):
+    calls = []
+
+    def behaviour(handler, body):
+        calls.append(time.monotonic())
+        if len(calls) <= 2:
+            data = json.dumps({"error": {"message": "too many requests"}}).encode()
+            handler.send_response(status)
+            if header:
+                handler.send_header("Retry-After", header)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(data)))
+            handler.end_headers()
+            handler.wfile.write(data)
+            return
+        stream(sse_events(["answered"]))(handler, body)
+
+    with serve(behaviour) as srv:
+        engine = RemoteEngine(url(srv), "m")
+        engine.retry_backoff = 0.02
+        assert engine.ask(AskRequest(chip(32, 32), "Q?")).text == "answered"
+        engine.busy_retries = 1
+        calls.clear()
+        with pytest.raises(RemoteEngineError, match=f"busy \\(HTTP {status}\\).*after 2 tries"):
+            engine.ask(AskRequest(chip(32, 32), "Q?"))
+    assert len(calls) == 2
+
+
+def test_a_question_waiting_on_a_busy_server_can_be_cancelled():
+    with serve(error(503, "overloaded")) as srv:
+        engine = RemoteEngine(url(srv), "m")
+        engine.retry_backoff = 5.0
+        cancel = threading.Event()
+        threading.Timer(0.2, cancel.set).start()
+        start = time.monotonic()
+        answer = engine.ask(AskRequest(chip(32, 32), "Q?"), cancel=cancel)
+    assert answer.meta.finish_reason == "cancelled" and time.monotonic() - start < 2

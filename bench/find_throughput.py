@@ -1,0 +1,69 @@
+"""Benchmark: tiled search against an OpenAI-compatible server that takes a fixed time per request,
+with 1 and with N tile questions in flight, side by side in one run (loopback, stdlib server).
+
+The same raster and tiles each time (the 2048x2048 aerial test raster in 512-pixel tiles: 25 tiles);
+prints seconds, tiles/s and the speed-up of each concurrency over 1, and checks that every tile was
+answered exactly once. The server answers every request with one box after ``--latency`` seconds, as
+a server with room for many requests at once would (vLLM batches them).
+
+Usage: python bench/find_throughput.py [--latency 0.3] [--concurrency 1 4 8] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+from model_backend.jobs.find import find_objects  # noqa: E402
+from model_backend.models.remote import RemoteEngine  # noqa: E402
+from openai_server import serve, sse_events, stream, url  # noqa: E402
+
+RASTER = os.path.join(ROOT, "tests", "data", "optical", "5b90f92da0d7280005fab355_4310.tif")
+ANSWER = '[{"bbox_2d": [100, 200, 300, 450], "label": "car"}]'
+
+
+def slow(latency: float):
+    def behaviour(handler, body):
+        if not handler.server.stopping.wait(latency):
+            stream(sse_events([ANSWER]))(handler, body)
+    return behaviour
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency", type=float, default=0.3, help="seconds the server takes per request")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8])
+    parser.add_argument("--json", help="also write the figures to this JSON file")
+    args = parser.parse_args()
+    figures = {"latency_s": args.latency, "runs": {}}
+    with serve(slow(args.latency)) as srv, tempfile.TemporaryDirectory() as tmp:
+        for n in args.concurrency:
+            before = len(srv.received)
+            t0 = time.perf_counter()
+            result = find_objects(RASTER, "cars", RemoteEngine(url(srv), "bench"), tile=512,
+                                  out=os.path.join(tmp, f"c{n}.gpkg"), concurrency=n)
+            seconds = time.perf_counter() - t0
+            asked = len(srv.received) - before
+            assert asked == result.tiles_done == result.tiles_total, (asked, result.tiles_done)
+            figures["runs"][n] = {"seconds": seconds, "tiles": result.tiles_total,
+                                  "tiles_per_s": result.tiles_total / seconds}
+    base = figures["runs"][args.concurrency[0]]["seconds"]
+    for n, run in figures["runs"].items():
+        run["time_ratio_to_first"] = run["seconds"] / base
+        print(f"concurrency {n:>3}: {run['seconds']:.2f} s for {run['tiles']} tiles, {run['tiles_per_s']:.1f} tiles/s, "
+              f"{run['time_ratio_to_first']:.3f}x the time of concurrency {args.concurrency[0]}")
+    if args.json:
+        json.dump(figures, open(args.json, "w"), indent=2)
+
+
+if __name__ == "__main__":
+    main()
