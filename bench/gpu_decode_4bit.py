@@ -5,9 +5,10 @@ path, asked about a 1024x1024 chip.
 Prints peak VRAM (after loading, and during the answer), prefill time, decode tokens/s, and the
 ratio of decode speed to the memory-bandwidth roofline (bytes that must be read per decoded token:
 the language model's weights as stored, lm_head, the KV cache of the full-attention layers and the
-recurrent state of Qwen3.5's Gated DeltaNet layers, divided into the GPU's memory bandwidth). Weights cannot be downloaded on the device machine, so the model is random-initialised
-from the published configuration (below), saved, and loaded like a real checkpoint; the tokenizer and
-processor come from the tiny test model with the real image geometry (patch 16, merge 2).
+recurrent state of Qwen3.5's Gated DeltaNet layers, divided into the GPU's memory bandwidth).
+Weights cannot be downloaded on the device machine, so the model is random-initialised from the
+published configuration (below), saved, and loaded like a real checkpoint; the tokenizer and processor
+come from the tiny test model with the real image geometry (patch 16, merge 2).
 
 Usage (needs CUDA; ``--smoke`` runs a tiny version on the CPU to check the script itself):
     python bench/gpu_decode_4bit.py [--arch qwen3_5_4b|qwen3_vl_4b] [--tokens 256] [--bandwidth-gbs N]
@@ -54,8 +55,9 @@ QWEN3_5_4B_TEXT = dict(hidden_size=2560, intermediate_size=9216, num_hidden_laye
                        layer_types=["linear_attention"] * 3 + ["full_attention"], linear_conv_kernel_dim=4,
                        linear_key_head_dim=128, linear_num_key_heads=16, linear_num_value_heads=32,
                        linear_value_head_dim=128,
-                       rope_parameters={"rope_type": "default", "rope_theta": 10_000_000.0, "partial_rotary_factor": 0.25,
-                                        "mrope_section": [11, 11, 10], "mrope_interleaved": True})
+                       rope_parameters={"rope_type": "default", "rope_theta": 10_000_000.0,
+                                        "partial_rotary_factor": 0.25, "mrope_section": [11, 11, 10],
+                                        "mrope_interleaved": True})
 QWEN3_5_4B_TEXT["layer_types"] = QWEN3_5_4B_TEXT["layer_types"] * 8
 QWEN3_5_4B_VISION = dict(depth=24, hidden_size=1024, intermediate_size=4096, num_heads=16, in_channels=3,
                          patch_size=16, spatial_merge_size=2, temporal_patch_size=2, out_hidden_size=2560,
@@ -169,7 +171,8 @@ def main() -> None:
         roofline = bandwidth * 1e9 / (per_token + kv) if bandwidth else None
         figures = {
             "device": name, "model": f"{ARCHS[args.arch][5]} architecture, random weights" if not args.smoke
-            else f"tiny {ARCHS[args.arch][0]} smoke model", "quantization": engine.plan.quantization, "build_seconds": build_s,
+            else f"tiny {ARCHS[args.arch][0]} smoke model", "quantization": engine.plan.quantization,
+            "build_seconds": build_s,
             "load_seconds": engine.load_seconds, "peak_vram_after_load_gib": loaded_peak / 2 ** 30,
             "peak_vram_during_ask_gib": ask_peak / 2 ** 30, "prompt_tokens": meta.prompt_tokens,
             "generated_tokens": meta.generated_tokens, "prefill_seconds": meta.timings["first_token"],

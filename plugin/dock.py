@@ -307,7 +307,8 @@ class EarthGPTXDock(QDockWidget):
         note = f" <i>({note})</i>" if note else ""
         found = tr("{0} region(s) found").format(len(task.answer.regions))
         if task.answer.meta.cut_regions:
-            found += " " + tr("({0} more past the cap of one answer were not kept)").format(task.answer.meta.cut_regions)
+            cut = task.answer.meta.cut_regions
+            found += " " + tr("({0} more past the cap of one answer were not kept)").format(cut)
         self.conversation.append(f"<p style='color:gray'>{found}{note}</p>")
         if task.answer.reasoning:
             self.reasonings[task.question_id] = task.answer.reasoning

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from qgis.gui import QgsAuthConfigSelect, QgsFileWidget
 from qgis.PyQt.QtCore import QCoreApplication
-from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QLineEdit,
-                                 QSpinBox)
+from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout,
+                                 QLineEdit, QSpinBox)
 
 from ..model_backend.core.engine_options import DEVICES, QUANTIZATIONS
 from ..model_backend.core.families import FAMILIES

@@ -1,5 +1,6 @@
 """Options that choose and load an engine, shared by the commands that ask a model (``ask``, ``find``,
-``eval``): ``--model --backend --endpoint --family --timeout --thinking --device --quantization``; the API key of a remote
+``eval``): ``--model --backend --endpoint --family --timeout --thinking --device --quantization``; the
+API key of a remote
 server comes from the environment variable ``EARTHGPTX_API_KEY``, never from the command line."""
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Command line: ``python -m model_backend locate|ask|find ...``.
 
 Prints JSON on stdout (``ask`` and ``find`` stream the answer and progress on stderr). Any bad input
-exits with status 2 and one line on stderr; Ctrl-C with status 130 (``find`` first writes what it did). A command is one module of this package with
-``add_parser(sub)`` and ``run(args) -> dict``, listed in ``COMMANDS``.
+exits with status 2 and one line on stderr; Ctrl-C with status 130 (``find`` first writes what it
+did). A command is one module of this package with ``add_parser(sub)`` and ``run(args) -> dict``,
+listed in ``COMMANDS``.
 """
 
 from __future__ import annotations

@@ -166,7 +166,8 @@ class ShapefileSets:
 
     def layer_of(self, base: str) -> str:
         """The schema layer of the set ``base`` (``NAME_prompts_point`` -> ``prompts``), "" for another name."""
-        found = re.fullmatch(re.escape(self.stem) + r"_(prompts|answers|detections|masks)(_(point|line|polygon))?", base)
+        found = re.fullmatch(re.escape(self.stem) + r"_(prompts|answers|detections|masks)(_(point|line|polygon))?",
+                             base)
         return found.group(1) if found else ""
 
     def _release(self) -> None:

@@ -138,7 +138,8 @@ def axis_offsets(start: int, length: int, window: int, overlap: float) -> Tuple[
 
 
 def check_tiling(tile: int, overlap: float) -> None:
-    """Refuse a tile side under ``MIN_TILE`` or over ``MAX_TILE`` chip pixels or an overlap outside [0, ``MAX_OVERLAP``]."""
+    """Refuse a tile side under ``MIN_TILE`` or over ``MAX_TILE`` chip pixels or an overlap outside
+    [0, ``MAX_OVERLAP``]."""
     if isinstance(tile, bool) or not isinstance(tile, int) or not MIN_TILE <= tile <= MAX_TILE:
         raise InvalidArgumentError(f"the tile size must be an integer of {MIN_TILE} to {MAX_TILE} pixels, "
                                    f"got {tile!r}")

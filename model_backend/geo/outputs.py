@@ -158,7 +158,8 @@ def _check_gpkg(path: str) -> None:
     except (OSError, sqlite3.Error) as error:
         raise OutputError(f"cannot read the output {path}: {error}") from error
     try:
-        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")} if magic == gpkg.SQLITE_MAGIC else None
+        tables = ({row[0] for row in db.execute("SELECT name FROM sqlite_master")} if magic == gpkg.SQLITE_MAGIC
+                  else None)
         if tables is None or (tables and "gpkg_contents" not in tables):
             raise OutputError(f"{path} exists and is not a GeoPackage: write to another file")
         for name in LAYERS:

@@ -84,9 +84,9 @@ class FindResult:
     metres per chip pixel along columns and rows at the area's centre (None for a CRS without an
     ellipsoid). timings: seconds, ``read_s`` (time spent waiting for pixel reads and normalisation,
     which run one tile ahead while the model answers), ``model_s`` (waiting for answers, however many
-    are in flight), ``nms_s`` (merging), ``other_s`` (planning, mapping, writing), ``total_s``. interrupted: stopped by Ctrl-C
-    (``cancelled`` too); what was done before is in the output all the same. cut_regions: regions
-    past the cap of one tile's answer (``MAX_REGIONS``), summed over the tiles.
+    are in flight), ``nms_s`` (merging), ``other_s`` (planning, mapping, writing), ``total_s``.
+    interrupted: stopped by Ctrl-C (``cancelled`` too); what was done before is in the output all the
+    same. cut_regions: regions past the cap of one tile's answer (``MAX_REGIONS``), summed over the tiles.
     """
 
     detections: List[Detection]
@@ -153,9 +153,9 @@ class EnginePool:
                 self._free.notify_all()
 
 
-def find_objects(raster: str, phrase: str, engine: Union[Engine, Sequence[Engine]], resolution: Optional[float] = None,
-                 extent: Optional[Bounds] = None, extent_crs: Optional[CRS] = None, tile: int = DEFAULT_TILE,
-                 overlap: float = DEFAULT_OVERLAP, modality: Optional[Modality] = None,
+def find_objects(raster: str, phrase: str, engine: Union[Engine, Sequence[Engine]],
+                 resolution: Optional[float] = None, extent: Optional[Bounds] = None,
+                 extent_crs: Optional[CRS] = None, tile: int = DEFAULT_TILE, overlap: float = DEFAULT_OVERLAP, modality: Optional[Modality] = None,
                  bands: Optional[Sequence[int]] = None, max_new_tokens: int = 512, out: Optional[str] = None,
                  on_progress: ProgressCallback = lambda done, total, message: None,
                  cancel: Optional[threading.Event] = None, concurrency: int = 1) -> FindResult:
@@ -173,7 +173,8 @@ def find_objects(raster: str, phrase: str, engine: Union[Engine, Sequence[Engine
     t_start = time.perf_counter()
     check_question(Task.GROUNDING, phrase, 0)
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= MAX_CONCURRENCY:
-        raise InvalidArgumentError(f"the concurrency must be 1..{MAX_CONCURRENCY} questions in flight, got {concurrency!r}")
+        raise InvalidArgumentError(f"the concurrency must be 1..{MAX_CONCURRENCY} questions in flight, "
+                                   f"got {concurrency!r}")
     if out is not None:
         check_output(out)
     pool = EnginePool([engine] if isinstance(engine, Engine) else list(engine))

@@ -20,8 +20,9 @@ class Engine(abc.ABC):
 
     ``ask`` streams answer text to ``on_text`` and a thinking model's thoughts to ``on_reasoning`` as
     they are generated, and stops early (finish_reason ``cancelled``) once ``cancel`` is set. Models
-    are asked not to think unless the engine was made with ``thinking=True``. It raises ``EarthGPTXError`` subclasses for user-caused
-    problems; a malformed model answer never raises (its text is kept, bad regions are counted).
+    are asked not to think unless the engine was made with ``thinking=True``. It raises
+    ``EarthGPTXError`` subclasses for user-caused problems; a malformed model answer never raises (its
+    text is kept, bad regions are counted).
     """
 
     family: Family

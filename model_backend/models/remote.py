@@ -29,10 +29,12 @@ piece of the answer, and every wait between two pieces; keep-alive comments and 
 neither. Bounds: at most ``max_new_tokens`` pieces (and 64 characters per piece) are read whatever
 the server does; past that the stream is closed and the answer ends with ``finish_reason`` "length".
 A stream that ends without ``data: [DONE]`` keeps what came and ends with "incomplete". An event
-that is not UTF-8 JSON of the chat completion chunk shape is an error, never skipped. Retries: only when the connection fails before any response byte arrives (refused,
-reset, closed without an answer), ``retries`` times with a short doubling backoff; after HTTP 429 or 503
-(busy), ``busy_retries`` times, waiting as the server's ``Retry-After`` says; never after another HTTP
-status or once streaming has started.
+that is not UTF-8 JSON of the chat completion chunk shape is an error, never skipped.
+
+Retries: only when the connection fails before any response byte arrives (refused, reset, closed
+without an answer), ``retries`` times with a short doubling backoff; after HTTP 429 or 503 (busy),
+``busy_retries`` times, waiting as the server's ``Retry-After`` says; never after another HTTP status
+or once streaming has started.
 """
 
 from __future__ import annotations

@@ -360,7 +360,8 @@ def build_tiny_model(out_dir: str, family: str, seed: int = 0) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m model_backend.testing.tiny_model",
-                                     description="Write a tiny random Qwen-VL / Qwen3.5 checkpoint (offline, for tests).")
+                                     description="Write a tiny random Qwen-VL / Qwen3.5 checkpoint (offline, "
+                                                 "for tests).")
     parser.add_argument("out_dir")
     parser.add_argument("--family", choices=FAMILIES, required=True)
     parser.add_argument("--seed", type=int, default=0)

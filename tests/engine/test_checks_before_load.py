@@ -28,7 +28,8 @@ def tiny(tmp_path_factory):
 def ask(model, *extra, raster=RASTERS["utm_landsat"], out="/tmp/unused-never-written.gpkg"):
     return subprocess.run([sys.executable, "-m", "model_backend", "ask", raster, "What is this?", "--model", model,
                            "--device", "cpu", "--quantization", "fp32", "--max-new-tokens", "4", *extra, "--out", out],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+                          cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, HF_HUB_OFFLINE="1"))
 
 
 def _weights(folder):
@@ -57,7 +58,8 @@ def _cut_data(folder):
 
 def _missing_shard(folder):
     with open(os.path.join(folder, "model.safetensors.index.json"), "w") as f:
-        json.dump({"metadata": {}, "weight_map": {"a": "model.safetensors", "b": "model-00002-of-00002.safetensors"}}, f)
+        json.dump({"metadata": {}, "weight_map": {"a": "model.safetensors",
+                                                  "b": "model-00002-of-00002.safetensors"}}, f)
 
 
 def _no_weights(folder):

@@ -13,8 +13,8 @@ from conftest import RASTERS
 from model_backend.testing.tiny_model import build_tiny_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-QGIS_PROCESS = "/usr/bin/qgis_process.bin"
-VALIDATOR = "/usr/lib/python3/dist-packages/osgeo_utils/samples/validate_gpkg.py"  # Debian's qgis_process wrapper passes an option 3.22 rejects
+QGIS_PROCESS = "/usr/bin/qgis_process.bin"  # Debian's qgis_process wrapper passes an option 3.22 rejects
+VALIDATOR = "/usr/lib/python3/dist-packages/osgeo_utils/samples/validate_gpkg.py"
 
 
 @pytest.fixture(scope="module")

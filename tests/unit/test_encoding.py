@@ -89,8 +89,9 @@ def test_pad_to_aspect_pads_bottom_or_right_only_as_much_as_needed(h, w):
         assert max(ph, pw) > 100 * (min(ph, pw) - 1)       # no more than needed
 
 
-@pytest.mark.parametrize("convention, resized", [(Convention.REL_1000, None), (Convention.SQUARE_UNIT, None),
-                                                 (Convention.CHIP_PIXELS, None), (Convention.RESIZED_PIXELS, (3920, 56))])
+@pytest.mark.parametrize("convention, resized", [
+    (Convention.REL_1000, None), (Convention.SQUARE_UNIT, None), (Convention.CHIP_PIXELS, None),
+    (Convention.RESIZED_PIXELS, (3920, 56))])
 def test_a_padded_frame_reads_coordinates_on_the_padded_image_and_clamps_to_the_chip(convention, resized):
     frame = CoordinateFrame(convention, 4000, 4, *(resized or (None, None)), image_width=4000, image_height=40)
     plain = CoordinateFrame(convention, 4000, 40, *(resized or (None, None)))

@@ -276,7 +276,8 @@ def test_encoded_boxes_round_trip_within_one_model_unit(frame, unit_boxes, style
 def test_qwen_objects_with_nested_attribute_objects_keep_their_boxes_and_labels():
     """As the cookbooks' attribute examples write: every box of such an answer used to be lost."""
     text = ('```json\n[{"bbox_2d": [100, 100, 300, 300], "label": "car", "attrs": {"color": "red", '
-            '"size": {"w": 3}}},\n {"label": "van", "attrs": {"color": "white"}, "bbox_2d": [400, 400, 500, 600]}]\n```')
+            '"size": {"w": 3}}},\n {"label": "van", "attrs": {"color": "white"}, '
+            '"bbox_2d": [400, 400, 500, 600]}]\n```')
     regions, dropped = parse_regions(text, REL, "qwen")
     assert dropped == 0 and [r.label for r in regions] == ["car", "van"]
     assert _bounds(regions) == [(100, 50, 300, 150), (400, 200, 500, 300)]
@@ -290,7 +291,8 @@ def test_qwen_labels_under_other_keys_and_label_objects():
 
 
 def test_qwen_one_object_with_repeated_keys_labels_each_box_by_the_name_before_it():
-    text = '{"object_name": "monitor", "bbox": [195, 138, 617, 480], "object_name": "laptop", "bbox": [663, 399, 917, 657]}'
+    text = ('{"object_name": "monitor", "bbox": [195, 138, 617, 480], '
+            '"object_name": "laptop", "bbox": [663, 399, 917, 657]}')
     regions, _ = parse_regions(text, REL, "qwen")
     assert [r.label for r in regions] == ["monitor", "laptop"]
 
@@ -303,7 +305,8 @@ def test_qwen2_5_plain_text_lines_are_boxes_and_prose_numbers_are_not():
 
 
 def test_sphinx_counts_in_the_phrase_and_oriented_boxes():
-    text = "<p>13 ships</p>[0.10,0.30,0.20,0.40;0.30,0.30,0.40,0.30,0.40,0.40,0.30,0.40]<p>3-way junction</p>[0.5,0.5,0.6,0.6]"
+    text = ("<p>13 ships</p>[0.10,0.30,0.20,0.40;0.30,0.30,0.40,0.30,0.40,0.40,0.30,0.40]"
+            "<p>3-way junction</p>[0.5,0.5,0.6,0.6]")
     regions, dropped = parse_regions(text, SQUARE, "sphinx")
     assert dropped == 0 and [(r.label, r.shape.kind) for r in regions] == [
         ("ships", PromptKind.BOX), ("ships", PromptKind.POLYGON), ("3-way junction", PromptKind.BOX)]
