@@ -39,6 +39,10 @@ class LocalEngine(Engine):
         self.load_seconds = time.perf_counter() - started
         self.family = self.plan.family
         self._tokenizer = self.processor.tokenizer
+        missing = _missing_linear_attention_kernels(self.model.config)
+        if missing:
+            on_status(f"{', '.join(missing)} not installed: the linear-attention layers run their PyTorch code "
+                      f"(correct, slower)")
 
     def describe(self) -> Dict[str, object]:
         return {"model_id": self.plan.model_id, "backend": "local", "family": self.family.name,
@@ -133,6 +137,21 @@ class LocalEngine(Engine):
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def _missing_linear_attention_kernels(config) -> list:
+    """The optional kernels of Gated DeltaNet layers (Qwen3.5) that are not installed, for a model that
+    has such layers. transformers would warn about each in the middle of the first answer (and of its
+    stream); it is said once here instead, at load."""
+    import importlib.util
+    import logging
+
+    text = getattr(config, "text_config", config)
+    if "linear_attention" not in (getattr(text, "layer_types", None) or []):
+        return []
+    logging.getLogger("transformers.integrations.hub_kernels").setLevel(logging.ERROR)
+    return [name for module, name in (("fla", "flash-linear-attention"), ("causal_conv1d", "causal-conv1d"))
+            if importlib.util.find_spec(module) is None]
 
 
 def _as_list(value):

@@ -54,6 +54,8 @@ _BOX_START = "<|box_start|>"
 _TAG_RE = re.compile(r"(?:<\|object_ref_start\|>([^<]{0,1000})<\|object_ref_end\|>\s*)?"
                      r"<\|box_start\|>([^<]{0,4000})<\|box_end\|>")
 _TAG_JOIN_RE = re.compile(r"[\s,;]*")
+_XML_POINTS_RE = re.compile(r"<points?\b([^<>]{0,2000})>([^<]{0,1000})</points?>")
+_XML_ATTR_RE = re.compile(r"""\b(\w+)\s*=\s*["']([^"']*)["']""")
 #: Qwen2.5-VL's plain-text form, one box per line: "43,378,996,957 cakes"
 _PLAIN_LINE_RE = re.compile(rf"^[ \t]*({_NUM})[ \t]*,[ \t]*({_NUM})[ \t]*,[ \t]*({_NUM})[ \t]*,[ \t]*({_NUM})"
                             r"[ \t]+([^\d\s,\[\]{}][^\n]{0,200}?)[ \t]*$", re.MULTILINE)
@@ -97,7 +99,7 @@ def parse_regions(text: str, frame: CoordinateFrame, style: str) -> Tuple[List[R
 def _parse_qwen(text: str) -> List[Candidate]:
     """JSON geometry keys and Qwen2-VL tags; otherwise prose ``[x, y]`` / ``[x1, y1, x2, y2]`` lists
     and Qwen2.5-VL's plain lines ``x1,y1,x2,y2 label``."""
-    found = _json_candidates(text) + _tag_candidates(text)
+    found = _json_candidates(text) + _tag_candidates(text) + _xml_point_candidates(text)
     if found:
         return found
     prose = [(_flat_geometry(_finite([g for g in m.groups() if g is not None]), polygons=False), "", m.span())
@@ -264,6 +266,21 @@ def _finite(values: Sequence[object]) -> Optional[List[float]]:
     return out
 
 
+def _xml_point_candidates(text: str) -> List[Candidate]:
+    """Molmo-style point tags, as Qwen3-VL also writes when asked to point: ``<point x="61" y="40"
+    alt="a">a</point>`` and ``<points x1=".." y1=".." x2=".." y2=".." alt="a">a</points>``, one point
+    per numbered pair, labelled by the element's text (else its ``alt``)."""
+    out: List[Candidate] = []
+    for m in _XML_POINTS_RE.finditer(text):
+        attrs = dict(_XML_ATTR_RE.findall(m.group(1)))
+        label = (m.group(2) or attrs.get("alt", "")).strip()
+        pairs = [("", "")] if "x" in attrs else [(str(k), str(k)) for k in range(1, 1000) if f"x{k}" in attrs]
+        for xk, yk in pairs:
+            nums = _finite([attrs.get("x" + xk, ""), attrs.get("y" + yk, "")])
+            out.append((("point", nums) if nums else None, label, m.span()))
+    return out
+
+
 def _tag_candidates(text: str) -> List[Candidate]:
     """Qwen2-VL tags; a tag with no reference right after another (only separators between)
     shares its label. An unterminated ``<|box_start|>`` fails (its span is the marker)."""
@@ -274,7 +291,7 @@ def _tag_candidates(text: str) -> List[Candidate]:
         if m.group(1) is not None:
             label = m.group(1).strip()
         elif last_end < 0 or _TAG_JOIN_RE.fullmatch(text, last_end, m.start()) is None:
-            label = ""
+            label = _object_label(text, m.start(), m.end())
         last_end = m.end()
         owned.add(m.start(2) - len(_BOX_START))
         nums = _finite(re.sub(r"[()\[\]]", " ", m.group(2)).split(","))
@@ -285,6 +302,16 @@ def _tag_candidates(text: str) -> List[Candidate]:
             out.append((None, "", (i, i + len(_BOX_START))))
         i = text.find(_BOX_START, i + 1)
     return out
+
+
+def _object_label(text: str, start: int, end: int) -> str:
+    """The label key of the JSON-ish object around ``text[start:end]`` (a tag a model wrote as a value),
+    else ""."""
+    opened = text.rfind("{", 0, start)
+    if opened < 0 or "}" in text[opened:start]:
+        return ""
+    closed = text.find("}", end)
+    return _label(text, opened, closed if closed >= 0 else len(text))
 
 
 def _flat_geometry(nums: Optional[List[float]], polygons: bool) -> Optional[Geometry]:

@@ -4,6 +4,7 @@ and through a loopback server and the remote engine for OpenAI-compatible stream
 
 import glob
 import json
+import math
 import os
 
 import numpy as np
@@ -38,7 +39,10 @@ def _frame(record):
     fam = lookup_family(record["family"])
     w, h = NOMINAL
     if fam.convention is Convention.RESIZED_PIXELS:
-        rw, rh = record["image_size"] or NOMINAL
+        # pixel coordinates of an image whose size the source does not give: one that holds them
+        coords = [e["coords"] for e in record["expected"]]
+        reach = (max([c[0::2] for c in coords] + [[0]], key=max), max([c[1::2] for c in coords] + [[0]], key=max))
+        rw, rh = record["image_size"] or (max(w, math.ceil(max(reach[0]))), max(h, math.ceil(max(reach[1]))))
         return fam, CoordinateFrame(fam.convention, w, h, rw, rh)
     return fam, CoordinateFrame(fam.convention, w, h)
 

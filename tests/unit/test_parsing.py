@@ -311,3 +311,14 @@ def test_sphinx_counts_in_the_phrase_and_oriented_boxes():
     assert dropped == 0 and [(r.label, r.shape.kind) for r in regions] == [
         ("ships", PromptKind.BOX), ("ships", PromptKind.POLYGON), ("3-way junction", PromptKind.BOX)]
     assert len(regions[1].shape.vertices) == 4
+
+
+def test_qwen_molmo_style_point_tags_and_a_tag_written_as_a_json_value():
+    text = '<points x1="154" y1="104" x2="885" y2="104" alt="roofs">roofs</points> and <point x="500" y="250" alt="car"></point>'
+    regions, dropped = parse_regions(text, REL, "qwen")
+    assert dropped == 0 and [(r.label, r.shape.kind) for r in regions] == [
+        ("roofs", PromptKind.POINT), ("roofs", PromptKind.POINT), ("car", PromptKind.POINT)]
+    assert [r.shape.vertices[0] for r in regions] == [(154, 52), (885, 52), (500, 125)]
+    tagged = '[{"bbox": <|box_start|>(100,200),(300,400)<|box_end|>, "label": "tank"}]'
+    regions, _ = parse_regions(tagged, REL, "qwen")
+    assert [(r.label, _bounds([r])[0]) for r in regions] == [("tank", (100, 100, 300, 200))]

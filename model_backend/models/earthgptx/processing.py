@@ -127,11 +127,13 @@ class EarthGPTXProcessor:
 
     # -- text ---------------------------------------------------------------------------------------
     def apply_chat_template(self, messages: List[dict], add_generation_prompt: bool = True,
-                            tokenize: bool = False) -> str:
+                            tokenize: bool = False, **template_kwargs) -> str:
+        """The conversation as the template renders it; other keywords (``enable_thinking``) are
+        template variables, as transformers' processors pass them."""
         import jinja2
 
         text = jinja2.Environment().from_string(self.chat_template).render(
-            messages=messages, add_generation_prompt=add_generation_prompt)
+            messages=messages, add_generation_prompt=add_generation_prompt, **template_kwargs)
         if tokenize:
             raise ValueError("tokenize=True is not supported: call the processor on the text")
         return text
