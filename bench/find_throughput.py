@@ -3,7 +3,9 @@ with 1 and with N tile questions in flight, side by side in one run (loopback, s
 
 The same raster and tiles each time (the 2048x2048 aerial test raster in 512-pixel tiles: 25 tiles);
 prints seconds, tiles/s and the speed-up of each concurrency over 1, and checks that every tile was
-answered exactly once. The server answers every request with one box after ``--latency`` seconds, as
+answered exactly once. Then the cost of writing as the search goes: the same search at concurrency 1
+into a GeoPackage (each tile committed when it is answered, the merge replacing the detections at the
+end) against no output at all. The server answers every request with one box after ``--latency`` seconds, as
 a server with room for many requests at once would (vLLM batches them).
 
 Usage: python bench/find_throughput.py [--latency 0.3] [--concurrency 1 4 8] [--json OUT]
@@ -56,11 +58,18 @@ def main() -> None:
             assert asked == result.tiles_done == result.tiles_total, (asked, result.tiles_done)
             figures["runs"][n] = {"seconds": seconds, "tiles": result.tiles_total,
                                   "tiles_per_s": result.tiles_total / seconds}
+        timed = {}
+        for label, out in (("no output", None), ("GeoPackage, a commit per tile", os.path.join(tmp, "w.gpkg"))):
+            t0 = time.perf_counter()
+            find_objects(RASTER, "cars", RemoteEngine(url(srv), "bench"), tile=512, out=out, concurrency=1)
+            timed[label] = time.perf_counter() - t0
+        figures["writing"] = {**timed, "ratio": timed["GeoPackage, a commit per tile"] / timed["no output"]}
     base = figures["runs"][args.concurrency[0]]["seconds"]
     for n, run in figures["runs"].items():
         run["time_ratio_to_first"] = run["seconds"] / base
         print(f"concurrency {n:>3}: {run['seconds']:.2f} s for {run['tiles']} tiles, {run['tiles_per_s']:.1f} tiles/s, "
               f"{run['time_ratio_to_first']:.3f}x the time of concurrency {args.concurrency[0]}")
+    print(f"writing as it goes: {figures['writing']['ratio']:.3f}x the time of the same search with no output")
     if args.json:
         json.dump(figures, open(args.json, "w"), indent=2)
 

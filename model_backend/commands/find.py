@@ -1,6 +1,6 @@
 """The ``find`` command: ``python -m model_backend find RASTER "phrase" [--extent MINX MINY MAXX MAXY
-[--extent-crs AUTH:CODE]] [--resolution METRES] [--tile PX] [--overlap F] [--concurrency N] [engine options] --out
-FILE.gpkg|FILE.shp``: tiled grounding over a whole raster or an extent of it."""
+[--extent-crs AUTH:CODE]] [--resolution METRES] [--tile PX] [--overlap F] [--concurrency N] [--resume]
+[engine options] --out FILE.gpkg|FILE.shp``: tiled grounding over a whole raster or an extent of it."""
 
 from __future__ import annotations
 
@@ -37,6 +37,8 @@ def add_parser(sub) -> None:
     find.add_argument("--concurrency", type=int, metavar="N",
                       help="tile questions in flight at once (default 4 with --backend openai, 1 locally: a local "
                            "model answers one at a time)")
+    find.add_argument("--resume", action="store_true",
+                      help="a .gpkg output: ask only the tiles an earlier run of the same search did not answer")
     find.add_argument("--max-new-tokens", type=int, default=512, help="generation budget per tile (default 512)")
     find.add_argument("--out", required=True, help="output .gpkg or .shp (appended to when it exists)")
 
@@ -51,6 +53,8 @@ def run(args: argparse.Namespace) -> dict:
     check_question(Task.GROUNDING, args.phrase, 0)
     check_max_new_tokens(args.max_new_tokens)
     check_output(args.out)
+    if args.resume and not args.out.lower().endswith(".gpkg"):
+        raise InvalidArgumentError("--resume needs the GeoPackage output (.gpkg) the search wrote to")
     if args.extent_crs and not args.extent:
         raise InvalidArgumentError("--extent-crs goes with --extent")
     extent_crs = parse_crs(args.extent_crs) if args.extent_crs else None
@@ -67,7 +71,7 @@ def run(args: argparse.Namespace) -> dict:
                               args.tile, args.overlap, Modality(args.modality) if args.modality else None,
                               args.bands, args.max_new_tokens, args.out,
                               on_progress=lambda done, total, message: print(message, file=sys.stderr, flush=True),
-                              concurrency=concurrency)
+                              concurrency=concurrency, resume=args.resume)
     finally:
         for engine in engines:
             engine.close()
@@ -91,6 +95,7 @@ def run(args: argparse.Namespace) -> dict:
         "cancelled": result.cancelled,
         "interrupted": result.interrupted,
         "concurrency": concurrency,
+        "resumed_tiles": result.resumed,
         "cut_regions": result.cut_regions,
         "timings": {k: round(v, 4) for k, v in result.timings.items()},
         "files": files,

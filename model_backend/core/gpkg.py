@@ -1,7 +1,7 @@
 """Adding features to a GeoPackage (OGC 12-128, 1.2) in one SQLite transaction, standard library only,
 so that the headless writer and the QGIS export share one way of writing.
 
-Only ever adds: ``appending(path)`` opens ``BEGIN IMMEDIATE`` on the file itself, creates what is
+Only ever adds, except what it wrote itself and replaces (``delete``): ``appending(path)`` opens ``BEGIN IMMEDIATE`` on the file itself, creates what is
 missing (the file's base tables, a layer with its spatial index and triggers as GDAL makes them) and
 inserts rows; nothing else in the file is rewritten, so an append costs the same whatever the file
 holds, and other layers are never touched. SQLite serialises writers: one that waits longer than
@@ -125,6 +125,22 @@ class GeoPackage:
             if row.bounds is not None:
                 layer.bounds = row.bounds if layer.bounds is None else _union(layer.bounds, row.bounds)
         return added
+
+    def delete(self, name: str, field: str, values: Iterable[object]) -> int:
+        """Remove the features of layer ``name`` (after ``ensure_layer``) whose ``field`` is one of
+        ``values``: for rows this program wrote and now replaces (a search's merged detections). The
+        spatial index and feature count follow through their triggers. Returns the number removed."""
+        layer = self._layers[name]
+        values = list(dict.fromkeys(values))
+        removed = 0
+        for at in range(0, len(values), 500):
+            chunk = values[at:at + 500]
+            removed += self._db.execute(f"DELETE FROM {_quote(layer.table)} WHERE {_quote(field)} IN "
+                                        f"({', '.join('?' * len(chunk))})", chunk).rowcount
+        if removed:
+            self._db.execute("UPDATE gpkg_contents SET last_change = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
+                             "WHERE lower(table_name) = lower(?)", (layer.table,))
+        return removed
 
     def _existing(self, name: str) -> Optional[_Layer]:
         if name in self._layers:

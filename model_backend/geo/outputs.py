@@ -21,7 +21,7 @@ import os
 import sqlite3
 import tempfile
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import fiona
 import shapely
@@ -106,9 +106,14 @@ def check_output(path: str) -> None:
             sets.check_free(sets.candidates())
 
 
-def write_record(path: str, record: QuestionRecord, timeout_s: float = BUSY_TIMEOUT_S) -> WriteReport:
-    """Append ``record`` to the GeoPackage or shapefile output ``path`` (created when missing)."""
+def write_record(path: str, record: QuestionRecord, timeout_s: float = BUSY_TIMEOUT_S,
+                 replacing: Sequence[str] = ()) -> WriteReport:
+    """Append ``record`` to the GeoPackage or shapefile output ``path`` (created when missing).
+    ``replacing`` (GeoPackage only): answer ids whose detections, written earlier by this program, are
+    removed in the same transaction (a search rebuilding its merged detections)."""
     _check_path(path)
+    if replacing and not path.lower().endswith(".gpkg"):
+        raise InvalidArgumentError("replacing detections needs a GeoPackage output (.gpkg)")
     escaped: List[str] = []
     storable = QuestionRecord(crs=record.crs)
     for name in LAYERS:
@@ -119,22 +124,25 @@ def write_record(path: str, record: QuestionRecord, timeout_s: float = BUSY_TIME
     record = storable
     remove_stale_temporary(os.path.dirname(os.path.abspath(path)))
     if path.lower().endswith(".gpkg"):
-        files, split, trimmed = _append_gpkg(path, record, timeout_s), [], []
+        files, split, trimmed = _append_gpkg(path, record, timeout_s, replacing), [], []
     else:
         files, split, trimmed = _append_shapefiles(path, record, timeout_s)
     return WriteReport(written={name: len(record.layer(name)) for name in LAYERS}, files=files,
                        split_fields=split, escaped_fields=escaped, trimmed_fields=trimmed)
 
 
-def read_layer(path: str, name: str) -> List[Feature]:
+def read_layer(path: str, name: str, crs: Optional[CRS] = None) -> List[Feature]:
     """Features of layer ``name`` in an existing output (empty when there is none), with shapefile
-    names and continuation fields mapped back to the full schema."""
+    names and continuation fields mapped back to the full schema; geometries in ``crs`` when given
+    (a GeoPackage layer is reprojected from its own), else as stored."""
     if path.lower().endswith(".gpkg"):
         gpkg.recover(path)
         if not os.path.exists(path) or name not in fiona.listlayers(path):
             return []
         with fiona.open(path, layer=name) as src:
-            return [Feature(shape(f["geometry"]), dict(f["properties"])) for f in src]
+            stored = CRS.from_wkt(src.crs_wkt) if crs is not None and src.crs_wkt else crs
+            return [Feature(_to(stored, crs, shape(f["geometry"])) if crs is not None else shape(f["geometry"]),
+                            dict(f["properties"])) for f in src]
     with ShapefileSets(path, legacy=_is_legacy_set) as sets:
         return _read_sets(sets.folder, [b for b in sets.owned() if sets.layer_of(b) == name])
 
@@ -189,12 +197,14 @@ def _to(crs: CRS, target: CRS, geometry: BaseGeometry) -> BaseGeometry:
     return shapely_transform(lambda x, y, z=None: to_out(x, y), geometry)
 
 
-def _append_gpkg(path: str, record: QuestionRecord, timeout_s: float) -> List[str]:
+def _append_gpkg(path: str, record: QuestionRecord, timeout_s: float, replacing: Sequence[str] = ()) -> List[str]:
     with gpkg.appending(path, timeout_s) as out:
         for name in LAYERS:
             existing = out.layer_crs(name)
             target = CRS.from_wkt(existing) if existing else record.crs
             out.ensure_layer(name, FIELDS[name], _spatial_ref(target))
+            if name == "detections" and replacing:
+                out.delete(name, "answer_id", replacing)
             rows = []
             for f in record.layer(name):
                 geometry = _to(record.crs, target, f.geometry)

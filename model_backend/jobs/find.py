@@ -45,7 +45,7 @@ from ..core.tiling import (DEFAULT_OVERLAP, DEFAULT_TILE, Tile, TileGrid, area_w
                            scale_for_resolution)
 from ..geo.crs import transformer
 from ..geo.geometry import prompt_geometry
-from ..geo.outputs import Feature, QuestionRecord, WriteReport, check_output, write_record
+from ..geo.outputs import Feature, QuestionRecord, WriteReport, check_output, read_layer, write_record
 from ..geo.raster import RasterSource
 from ..models.engine import Engine
 
@@ -87,6 +87,7 @@ class FindResult:
     are in flight), ``nms_s`` (merging), ``other_s`` (planning, mapping, writing), ``total_s``.
     interrupted: stopped by Ctrl-C (``cancelled`` too); what was done before is in the output all the
     same. cut_regions: regions past the cap of one tile's answer (``MAX_REGIONS``), summed over the tiles.
+    resumed: tiles an earlier run had answered (not asked again). ``record`` holds this run's answers.
     """
 
     detections: List[Detection]
@@ -101,6 +102,7 @@ class FindResult:
     timings: Dict[str, float] = field(default_factory=dict)
     interrupted: bool = False
     cut_regions: int = 0
+    resumed: int = 0
 
 
 def plan_find_tiles(source: RasterSource, resolution: Optional[float] = None, extent: Optional[Bounds] = None,
@@ -158,7 +160,7 @@ def find_objects(raster: str, phrase: str, engine: Union[Engine, Sequence[Engine
                  extent_crs: Optional[CRS] = None, tile: int = DEFAULT_TILE, overlap: float = DEFAULT_OVERLAP, modality: Optional[Modality] = None,
                  bands: Optional[Sequence[int]] = None, max_new_tokens: int = 512, out: Optional[str] = None,
                  on_progress: ProgressCallback = lambda done, total, message: None,
-                 cancel: Optional[threading.Event] = None, concurrency: int = 1) -> FindResult:
+                 cancel: Optional[threading.Event] = None, concurrency: int = 1, resume: bool = False) -> FindResult:
     """Find ``phrase`` over ``raster`` (whole, or ``extent`` in ``extent_crs``) tile by tile with
     ``engine`` (or several: each tile goes to the least busy), merge the detections of overlapping
     tiles, and append them to ``out`` when given.
@@ -169,12 +171,21 @@ def find_objects(raster: str, phrase: str, engine: Union[Engine, Sequence[Engine
     ``concurrency`` + 2 chips are in memory). Setting ``cancel`` stops the questions in flight (their
     answers are dropped); what was done is kept and written. A tile whose question fails ends the
     search the same way, then its error is raised, saying what was written.
+
+    A GeoPackage output is written as the search goes: each tile's answer and its detections in one
+    transaction when the answer arrives, so a run killed at any moment loses only the tiles in flight;
+    at the end the run's detections are replaced by their merge. ``resume``: the tiles an earlier run
+    of the same search (raster, phrase and tile grid) wrote to ``out`` are not asked again; the run
+    goes on under its question id and the merge covers every tile.
     """
     t_start = time.perf_counter()
     check_question(Task.GROUNDING, phrase, 0)
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= MAX_CONCURRENCY:
         raise InvalidArgumentError(f"the concurrency must be 1..{MAX_CONCURRENCY} questions in flight, "
                                    f"got {concurrency!r}")
+    stream_out = out is not None and out.lower().endswith(".gpkg")
+    if resume and not stream_out:
+        raise InvalidArgumentError("resuming a search needs the GeoPackage output (.gpkg) it wrote to")
     if out is not None:
         check_output(out)
     pool = EnginePool([engine] if isinstance(engine, Engine) else list(engine))
@@ -185,12 +196,19 @@ def find_objects(raster: str, phrase: str, engine: Union[Engine, Sequence[Engine
     failure: Optional[EarthGPTXError] = None
     skipped = done = cut = 0
     answered: List[Tuple[int, Feature]] = []
+    escaped: List[str] = []
     with contextlib.ExitStack() as stack, RasterSource(raster) as source:
         grid, ground = plan_find_tiles(source, resolution, extent, extent_crs, tile, overlap)
         stack.enter_context(_block_cache(raster, grid))
         record = QuestionRecord(crs=source.crs)
-        question_id = new_id()
-        total = len(grid)
+        earlier = _earlier_run(out, raster, phrase, grid, source) if resume else None
+        question_id = earlier.question_id if earlier else new_id()
+        run_answers = list(earlier.answers.values()) if earlier else []   # every answer id of this run
+        candidates = list(earlier.detections) if earlier else []
+        todo = [t for t in grid if earlier is None or t.index not in earlier.answers]
+        total, done = len(grid), len(grid) - len(todo)
+        if earlier is not None:
+            on_progress(done, total, f"resuming: {done} of {total} tile(s) were answered before")
         in_flight: Dict[Future, Tuple[Tile, Chip]] = {}
         if cancel is not None:  # the caller's cancel stops the questions in flight too
             stack.callback(_forward(cancel, stop))
@@ -215,15 +233,27 @@ def find_objects(raster: str, phrase: str, engine: Union[Engine, Sequence[Engine
                     continue
                 answer_id = new_id()
                 cut += answer.meta.cut_regions
-                answered.append((t.index, _answer_feature(raster, chip, phrase, answer, question_id, answer_id)))
-                candidates.extend(_detection(chip, region, t.index, rank, answer_id)
-                                  for rank, region in enumerate(answer.regions, start=1))
+                feature = _answer_feature(raster, chip, phrase, answer, question_id, answer_id)
+                found = [_detection(chip, region, t.index, rank, answer_id)
+                         for rank, region in enumerate(answer.regions, start=1)]
+                if stream_out:  # committed now: a kill later loses nothing of this tile
+                    try:
+                        tile_record = QuestionRecord(crs=source.crs, answers=[feature],
+                                                     detections=[_detection_feature(d) for d in found])
+                        escaped.extend(write_record(out, tile_record).escaped_fields)
+                    except EarthGPTXError as exc:
+                        failure = failure or exc
+                        stop.set()
+                        continue
+                run_answers.append(answer_id)
+                answered.append((t.index, feature))
+                candidates.extend(found)
                 done += 1
                 on_progress(done, total, f"tile {t.index + 1} of {total}: {len(answer.regions)} region(s)")
 
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="find-tile") as asking:
             try:  # Ctrl-C stops after what is done, which is still merged and written
-                for t, chip, waited in _read_ahead(source, grid, modality, bands):
+                for t, chip, waited in _read_ahead(source, todo, modality, bands):
                     if cancel is not None and cancel.is_set():
                         stop.set()
                     if stop.is_set():
@@ -255,9 +285,19 @@ def find_objects(raster: str, phrase: str, engine: Union[Engine, Sequence[Engine
                             [d.label for d in candidates])
     detections = [d for d, k in zip(candidates, keep) if k]
     nms_s = time.perf_counter() - t_nms
-    record.detections = [Feature(d.geometry, {"answer_id": d.answer_id, "label": d.label, "rank": d.rank,
-                                              "kind": d.kind}) for d in detections]
-    report = write_record(out, record) if out is not None and record.answers else None
+    record.detections = [_detection_feature(d) for d in detections]
+    report = None
+    if stream_out and run_answers:   # the run's detections, raw or merged before, become their merge
+        try:
+            merged = write_record(out, QuestionRecord(crs=source.crs, detections=record.detections),
+                                  replacing=run_answers)
+            report = WriteReport(written={"prompts": 0, "answers": len(record.answers),
+                                          "detections": merged.written["detections"]}, files=merged.files,
+                                 split_fields=[], escaped_fields=sorted(set(escaped + merged.escaped_fields)))
+        except EarthGPTXError as exc:
+            failure = failure or exc
+    elif out is not None and record.answers:
+        report = write_record(out, record)
     if failure is not None:
         kept = f"the {len(record.answers)} tile answer(s) before it were written to {out}" if report else \
             "nothing was written"
@@ -266,7 +306,7 @@ def find_objects(raster: str, phrase: str, engine: Union[Engine, Sequence[Engine
     timings = {"read_s": read_s, "model_s": model_s, "nms_s": nms_s,
                "other_s": total_s - read_s - model_s - nms_s, "total_s": total_s}
     return FindResult(detections, len(candidates), total, done, skipped, ground, cancelled, record, report, timings,
-                      interrupted, cut)
+                      interrupted, cut, total - len(todo))
 
 
 def _forward(source: threading.Event, target: threading.Event) -> Callable[[], None]:
@@ -284,7 +324,7 @@ def _forward(source: threading.Event, target: threading.Event) -> Callable[[], N
     return finished.set
 
 
-def _read_ahead(source: RasterSource, grid: TileGrid, modality: Optional[Modality],
+def _read_ahead(source: RasterSource, tiles: Sequence[Tile], modality: Optional[Modality],
                 bands: Optional[Sequence[int]]) -> Iterator[Tuple[Tile, Optional[Chip], float]]:
     """``(tile, chip, seconds waited for it)`` for each tile, ``chip`` None for an all-nodata tile. The
     next tile is read in a background thread while the caller asks the model about the current one:
@@ -296,7 +336,7 @@ def _read_ahead(source: RasterSource, grid: TileGrid, modality: Optional[Modalit
         except AllNodataError:
             return None
 
-    tiles = iter(grid)
+    tiles = iter(tiles)
     with ThreadPoolExecutor(max_workers=1) as pool:
         current = next(tiles, None)
         pending = pool.submit(read, current) if current is not None else None
@@ -354,6 +394,73 @@ def _view_pixel_metres(source: RasterSource, col: float, row: float) -> Optional
     lon, lat = transformer(source.crs, geodetic)(xs, ys)
     _, _, dist = geod.inv(lon[[0, 0]], lat[[0, 0]], lon[[1, 2]], lat[[1, 2]])
     return float(dist[0]), float(dist[1])
+
+
+@dataclass
+class _EarlierRun:
+    """What an earlier run of the same search wrote: its question id, the answer id of each tile it
+    answered, and the detections of those answers (raster CRS)."""
+
+    question_id: str
+    answers: Dict[int, str]
+    detections: List[Detection]
+
+
+def _earlier_run(out: str, raster: str, phrase: str, grid: TileGrid, source: RasterSource) -> Optional[_EarlierRun]:
+    """The latest run in ``out`` of ``phrase`` over ``raster`` whose tile answers all lie on tiles of
+    ``grid`` (their footprints' centres within 1 % of a tile of a tile's centre), or None."""
+    tiles = list(grid)
+    if not tiles:
+        return None
+    centres = np.array([t.plan.chip_affine(source.view_affine).apply(t.plan.out_width / 2, t.plan.out_height / 2)
+                        for t in tiles], dtype=float).reshape(-1, 2)
+    first = tiles[0].plan.chip_affine(source.view_affine)
+    width = np.subtract(first.apply(tiles[0].plan.out_width, 0.0), first.apply(0.0, 0.0))
+    tolerance = 0.01 * float(np.hypot(*width))
+    runs: Dict[str, List[Feature]] = {}
+    for f in read_layer(out, "answers", source.crs):
+        p = f.properties
+        if p.get("question") == phrase and p.get("task") == Task.GROUNDING.value and p.get("raster_source") == raster:
+            runs.setdefault(str(p.get("question_id")), []).append(f)
+    best = None
+    for question_id, features in runs.items():
+        matched = {}
+        for f in features:
+            c = f.geometry.centroid
+            distance = np.hypot(centres[:, 0] - c.x, centres[:, 1] - c.y)
+            k = int(np.argmin(distance))
+            if distance[k] > tolerance:
+                break
+            matched[tiles[k].index] = str(f.properties["answer_id"])
+        else:
+            latest = max(str(f.properties.get("created") or "") for f in features)
+            if best is None or latest > best[0]:
+                best = (latest, question_id, matched)
+    if best is None:
+        return None
+    _, question_id, matched = best
+    tile_of = {answer_id: index for index, answer_id in matched.items()}
+    detections = [_stored_detection(f, tile_of[str(f.properties["answer_id"])])
+                  for f in read_layer(out, "detections", source.crs) if str(f.properties.get("answer_id")) in tile_of]
+    return _EarlierRun(question_id, matched, detections)
+
+
+def _stored_detection(feature: Feature, tile: int) -> Detection:
+    """A detection read back from the output (raster CRS); its merge quad is the geometry's four box
+    corners, or the corners of its bounds."""
+    g, p = feature.geometry, feature.properties
+    coords = np.array(g.exterior.coords) if g.geom_type == "Polygon" else None
+    if coords is not None and len(coords) == 5:
+        quad = coords[:4]
+    else:
+        x0, y0, x1, y1 = g.bounds
+        quad = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=float)
+    return Detection(geometry=g, quad=quad, label=str(p.get("label") or ""), kind=str(p.get("kind") or ""),
+                     tile=tile, rank=int(p.get("rank") or 0), answer_id=str(p["answer_id"]))
+
+
+def _detection_feature(d: Detection) -> Feature:
+    return Feature(d.geometry, {"answer_id": d.answer_id, "label": d.label, "rank": d.rank, "kind": d.kind})
 
 
 def _detection(chip: Chip, region: Region, tile: int, rank: int, answer_id: str) -> Detection:

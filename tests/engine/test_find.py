@@ -374,3 +374,50 @@ def test_a_local_model_answers_one_tile_at_a_time_whatever_the_concurrency(tmp_p
     result = find_objects(RASTERS["utm_landsat"], "ships", engine, tile=256, max_new_tokens=4, concurrency=4)
     engine.close()
     assert inside["most"] == 1 and result.tiles_done == result.tiles_total > 1
+
+
+def test_a_killed_search_kept_every_tile_it_answered_and_resume_asks_each_remaining_tile_once(tmp_path):
+    """kill -9 part-way: the GeoPackage holds the tiles answered, with their detections; --resume asks
+    only the others, every tile ends answered exactly once and the detections are merged over all."""
+    import signal
+    import time
+
+    out = str(tmp_path / "found.gpkg")
+    args = ["find", RASTERS["mercator_aerial"], "ships", "--tile", "512", "--backend", "openai", "--model", "scripted",
+            "--concurrency", "2", "--out", out]
+    with serve(_counting(0.15)) as srv:
+        proc = subprocess.Popen([sys.executable, "-m", "model_backend", *args, "--endpoint", url(srv)], cwd=ROOT,
+                                env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while len(srv.received) < 8:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    answered = layer(out, "answers")
+    assert 4 <= len(answered) < 25 and len(layer(out, "detections")) == len(answered)
+    with serve(_counting(0.01)) as srv:
+        r = run(*args, "--endpoint", url(srv), "--resume")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["resumed_tiles"] == len(answered) and len(srv.received) == 25 - len(answered)
+    final = layer(out, "answers")
+    assert len(final) == 25 and len({g.wkt for g, _ in final}) == 25              # each tile exactly once
+    assert len({p["question_id"] for _, p in final}) == 1
+    assert len(layer(out, "detections")) == 25 and f"resuming: {len(answered)} of 25" in r.stderr
+    with serve(_counting(0.01)) as srv:                                          # nothing left: nothing asked
+        again = run(*args, "--endpoint", url(srv), "--resume")
+        assert again.returncode == 0 and len(srv.received) == 0 and len(layer(out, "detections")) == 25
+
+
+def test_resume_needs_a_geopackage_and_other_settings_start_a_new_run(tmp_path):
+    r = run("find", RASTERS["mercator_aerial"], "ships", "--backend", "openai", "--endpoint", "http://127.0.0.1:9/v1",
+            "--model", "m", "--resume", "--out", str(tmp_path / "found.shp"))
+    assert r.returncode == 2 and "--resume needs the GeoPackage output" in r.stderr
+    out = str(tmp_path / "found.gpkg")
+    with serve(_counting(0.0)) as srv:
+        first = run("find", RASTERS["mercator_aerial"], "ships", "--tile", "1024", "--backend", "openai",
+                    "--endpoint", url(srv), "--model", "m", "--out", out)
+        other = run("find", RASTERS["mercator_aerial"], "ships", "--tile", "512", "--backend", "openai",
+                    "--endpoint", url(srv), "--model", "m", "--resume", "--out", out)
+    assert first.returncode == 0 and other.returncode == 0, other.stderr
+    assert json.loads(other.stdout)["resumed_tiles"] == 0
+    assert len(srv.received) == json.loads(first.stdout)["tiles"]["total"] + 25
