@@ -406,6 +406,9 @@ def test_a_killed_search_kept_every_tile_it_answered_and_resume_asks_each_remain
     with serve(_counting(0.01)) as srv:                                          # nothing left: nothing asked
         again = run(*args, "--endpoint", url(srv), "--resume")
         assert again.returncode == 0 and len(srv.received) == 0 and len(layer(out, "detections")) == 25
+    valid = subprocess.run(["/usr/bin/python3", "/usr/lib/python3/dist-packages/osgeo_utils/samples/validate_gpkg.py",
+                            out], capture_output=True, text=True)
+    assert valid.returncode == 0, valid.stdout + valid.stderr                     # rows deleted, index kept
 
 
 def test_resume_needs_a_geopackage_and_other_settings_start_a_new_run(tmp_path):
