@@ -78,6 +78,9 @@ class RasterSource:
         gcps, gcp_crs = src.gcps
         self._gcp_transformer = None
         if not gcps and (self._ungeoreferenced or src.transform.is_identity and src.rpcs):
+            if src.rpcs:
+                raise NoCRSError(f"{name} is placed by RPCs only, which this program does not apply: orthorectify "
+                                 f"it first (gdalwarp -rpc, or QGIS's Warp with RPCs)")
             if src.crs is None:
                 raise NoCRSError(f"{name} is not georeferenced (no geotransform, GCPs or CRS)")
             raise NoCRSError(f"{name} has a CRS but no geotransform or GCPs, so its pixels have no place on the map "

@@ -157,7 +157,8 @@ class EnginePool:
 
 def find_objects(raster: str, phrase: str, engine: Union[Engine, Sequence[Engine]],
                  resolution: Optional[float] = None, extent: Optional[Bounds] = None,
-                 extent_crs: Optional[CRS] = None, tile: int = DEFAULT_TILE, overlap: float = DEFAULT_OVERLAP, modality: Optional[Modality] = None,
+                 extent_crs: Optional[CRS] = None, tile: int = DEFAULT_TILE, overlap: float = DEFAULT_OVERLAP,
+                 modality: Optional[Modality] = None,
                  bands: Optional[Sequence[int]] = None, max_new_tokens: int = 512, out: Optional[str] = None,
                  on_progress: ProgressCallback = lambda done, total, message: None,
                  cancel: Optional[threading.Event] = None, concurrency: int = 1, resume: bool = False) -> FindResult:
@@ -224,8 +225,10 @@ def find_objects(raster: str, phrase: str, engine: Union[Engine, Sequence[Engine
                 t, chip = in_flight.pop(future)
                 try:
                     answer = future.result()
-                except EarthGPTXError as exc:
-                    failure = failure or exc
+                except Exception as exc:  # noqa: BLE001 - any failure ends the search the same way
+                    failure = failure or (exc if isinstance(exc, EarthGPTXError) else
+                                          EarthGPTXError(f"asking tile {t.index + 1} failed: {type(exc).__name__}: "
+                                                         f"{str(exc).splitlines()[0] if str(exc) else ''}"))
                     stop.set()
                     continue
                 if answer.meta.finish_reason == "cancelled":

@@ -106,8 +106,8 @@ def check_model_folder(folder: str) -> None:
             config = json.loads(f.read().decode("utf-8"))
     except OSError as exc:
         raise broken(f"config.json cannot be read ({exc.strerror})") from None
-    except ValueError as exc:
-        raise broken(f"config.json is not valid JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:
+        raise broken(f"config.json is not valid JSON ({str(exc)[:200]})") from None
     if not isinstance(config, dict) or not isinstance(config.get("model_type"), str):
         raise broken("config.json names no model_type")
     index = os.path.join(folder, "model.safetensors.index.json")
@@ -116,7 +116,9 @@ def check_model_folder(folder: str) -> None:
             with open(index, "rb") as f:
                 weight_map = json.loads(f.read().decode("utf-8"))["weight_map"]
             shards = sorted(set(weight_map.values()))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            if not all(isinstance(name, str) and name and os.path.basename(name) == name for name in shards):
+                raise ValueError("shard names are not file names")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
             raise broken("model.safetensors.index.json cannot be read as a weight index") from None
     else:
         shards = sorted(n for n in os.listdir(folder) if n.endswith(".safetensors"))
@@ -145,7 +147,7 @@ def _safetensors_problem(path: str) -> Optional[str]:
         return "is missing"
     except OSError as exc:
         return f"cannot be read ({exc.strerror})"
-    except ValueError:
+    except (ValueError, RecursionError):
         return "has a damaged header"
     if not isinstance(header, dict):
         return "has a damaged header"

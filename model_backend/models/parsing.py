@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -127,16 +127,19 @@ def _json_candidates(text: str) -> List[Candidate]:
         rank.append(len(objects.setdefault(key[3], [])))
         objects[key[3]].append(k)
     out: List[Candidate] = []
+    object_labels: Dict[int, str] = {}   # each object's first label, found once
     for k, (m, value, value_end, start, end, closed) in enumerate(keys):
         siblings = objects[start]
+        at = rank[k]
+        lo = keys[siblings[at - 1]][2] if at else start
+        hi = keys[siblings[at + 1]][0].start() if at + 1 < len(siblings) else end
+        before = _label(text, lo, m.start())
         if len(siblings) == 1:
-            label, before = _label(text, start, end), ""
+            label = before or _label(text, value_end, end)
         else:
-            at = rank[k]
-            lo = keys[siblings[at - 1]][2] if at else start
-            hi = keys[siblings[at + 1]][0].start() if at + 1 < len(siblings) else end
-            before = _label(text, lo, m.start())
-            label = before or _label(text, value_end, hi) or _label(text, start, end)
+            if start not in object_labels:
+                object_labels[start] = _label(text, start, end)
+            label = before or _label(text, value_end, hi) or object_labels[start]
         whole = closed or (before and value is not None)
         geometry = _json_geometry(value, _GEOMETRY_KEYS[m.group(2)]) if whole and value is not None else None
         out.append((geometry, label, (start, end)))
@@ -188,20 +191,24 @@ def _enclosing_object(text: str, key_start: int, value_end: int, lo: int) -> Tup
             depth -= 1
     if start < 0:
         return key_start, value_end, True
-    i, n, depth = value_end, len(text), 0
+    i, n, depth, brackets = value_end, len(text), 0, 0
     while i < n:
         c = text[i]
         if c == "}":
             if not depth:
                 return start, i + 1, True
             depth -= 1
+        elif c == "[":
+            brackets += 1
+        elif c == "]" and brackets:
+            brackets -= 1
         elif c == "{":
             j = i - 1
             while j > value_end and text[j].isspace():
                 j -= 1
-            if text[j] != ":":
+            if text[j] != ":" and not brackets:
                 break                       # the next object of a list: this one was never closed
-            depth += 1                      # a value: an attribute object {"bbox_2d": .., "attrs": {..}}
+            depth += 1                      # a value: {"bbox_2d": .., "attrs": {..}, "parts": [{..}]}
         if c in _STRING_RE:
             s = _STRING_RE[c].match(text, i)
             if s is None:
@@ -307,11 +314,11 @@ def _tag_candidates(text: str) -> List[Candidate]:
 def _object_label(text: str, start: int, end: int) -> str:
     """The label key of the JSON-ish object around ``text[start:end]`` (a tag a model wrote as a value),
     else ""."""
-    opened = text.rfind("{", 0, start)
+    opened = text.rfind("{", max(0, start - 2000), start)
     if opened < 0 or "}" in text[opened:start]:
         return ""
-    closed = text.find("}", end)
-    return _label(text, opened, closed if closed >= 0 else len(text))
+    closed = text.find("}", end, end + 2000)
+    return _label(text, opened, closed if closed >= 0 else min(len(text), end + 2000))
 
 
 def _flat_geometry(nums: Optional[List[float]], polygons: bool) -> Optional[Geometry]:

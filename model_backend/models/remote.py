@@ -121,7 +121,10 @@ def chat_completions_url(endpoint: str) -> Tuple[str, str, int, str, str, str]:
         path = path[: -len("/chat/completions")].rstrip("/")
     if not path and not parts.path.rstrip("/").endswith("/chat/completions"):
         path = "/v1"
-    request_path = path + "/chat/completions" + ("?" + parts.query if parts.query else "")
+    # http.client sends the request line as ASCII: anything else (an accent, a space) percent-encoded
+    query = urllib.parse.quote(parts.query, safe="=&%/?:@!$'()*+,;-._~")
+    request_path = urllib.parse.quote(path, safe="/%!$&'()*+,;=:@-._~") + "/chat/completions" + \
+        ("?" + query if query else "")
     shown_host = f"[{host}]" if ":" in host else host
     explicit_port = f":{parts.port}" if parts.port else ""
     base_url = f"{scheme}://{shown_host}{explicit_port}{path}"
@@ -268,6 +271,8 @@ class _Call:
         self.sock: Optional[socket.socket] = None
         self.done = threading.Event()
         self.closed = False
+        self.timed_out = False        # the watcher broke the connection at the stream's deadline
+        self.sent_reasoning_effort = False
 
     def abort(self) -> None:
         # shutdown (not close) from another thread: wakes a blocked recv without racing on the descriptor
@@ -305,6 +310,7 @@ class _Stream:
         self.chars = 0
         self.timeout = timeout
         self.deadline = time.monotonic() + timeout
+        self.reading = False       # the body is being read (the watcher enforces the deadline)
 
     def progress(self) -> None:
         self.deadline = time.monotonic() + self.timeout
@@ -449,7 +455,9 @@ class RemoteEngine(Engine):
                 if self._closed:
                     raise RemoteEngineError("the remote engine was closed while the server was busy") from None
         t_end = time.perf_counter()
-        self._check_not_resized(frame, stream.prompt_tokens)
+        words = sum(len(item["text"].split()) for m in prompt.messages for item in m["content"]
+                    if item.get("type") == "text")
+        self._check_not_resized(frame, stream.prompt_tokens, words)
 
         finish = stream.finish_reason()
         meta = AnswerMeta(
@@ -470,16 +478,17 @@ class RemoteEngine(Engine):
         answer.meta.timings["total"] = time.perf_counter() - t0
         return answer
 
-    def _check_not_resized(self, frame: CoordinateFrame, prompt_tokens: Optional[int]) -> None:
+    def _check_not_resized(self, frame: CoordinateFrame, prompt_tokens: Optional[int], words: int) -> None:
         """For pixel-coordinate families (Qwen2.5-VL) the image is sent at the size the prompt's and the
         answer's coordinates refer to; a server whose own ``max_pixels`` is lower resizes it again and
         the coordinates no longer match. Its usage count tells: fewer prompt tokens than the image's own
-        tokens (one per ``resize_factor``-pixel square) means it did."""
+        tokens (one per ``resize_factor``-pixel square) plus the text's ``words`` (a word is at least
+        one token) means it did."""
         if frame.convention is not Convention.RESIZED_PIXELS or prompt_tokens is None:
             return
         factor = self.family.resize_factor
         image_tokens = (frame.resized_width // factor) * (frame.resized_height // factor)
-        if prompt_tokens < image_tokens:
+        if prompt_tokens < image_tokens + words:
             raise RemoteEngineError(
                 f"the server at {self._host_label} resized the {frame.resized_width}x{frame.resized_height} image "
                 f"it was sent (it counts {prompt_tokens} prompt tokens, the image alone is {image_tokens}), so the "
@@ -505,12 +514,10 @@ class RemoteEngine(Engine):
             if self._closed:
                 raise RemoteEngineError("the remote engine is closed")
             self._calls.add(call)
-        watcher = None
-        if cancel is not None:
-            watcher = threading.Thread(target=self._watch, args=(call, cancel), daemon=True,
-                                       name="remote-engine-cancel")
-            watcher.start()
+        call.sent_reasoning_effort = "reasoning_effort" in fields
         stream = _Stream(limit, self.timeout, ThinkingStream(on_text, on_reasoning), on_reasoning)
+        threading.Thread(target=self._watch, args=(call, cancel, stream), daemon=True,
+                         name="remote-engine-watch").start()
         try:
             self._exchange(body, call, cancel, stream)
         finally:
@@ -535,11 +542,15 @@ class RemoteEngine(Engine):
         return CoordinateFrame(conv, w, h, image_width=iw, image_height=ih), _fit_within(iw, ih, self.max_image_pixels)
 
     @staticmethod
-    def _watch(call: _Call, cancel: threading.Event) -> None:
-        while not call.done.is_set():
-            if cancel.wait(_WATCH_INTERVAL):
+    def _watch(call: _Call, cancel: Optional[threading.Event], stream: "_Stream") -> None:
+        """Break the call's connection when ``cancel`` is set, or when the stream's deadline passes
+        while a read is still blocked (a server trickling bytes keeps each recv short but never ends)."""
+        while not call.done.wait(_WATCH_INTERVAL):
+            if cancel is not None and cancel.is_set():
                 call.abort()          # again every interval: a connection opened meanwhile is broken too
-                call.done.wait(_WATCH_INTERVAL)
+            elif stream.reading and time.monotonic() > stream.deadline + _WATCH_INTERVAL:
+                call.timed_out = True
+                call.abort()
 
     def _new_connection(self) -> http.client.HTTPConnection:
         host, port = (self._proxy[0], self._proxy[1]) if self._proxy else (self._host, self._port)
@@ -573,7 +584,7 @@ class RemoteEngine(Engine):
         if resp is None:
             return
         if resp.status != 200:
-            self._raise_http_error(resp)
+            self._raise_http_error(resp, call.sent_reasoning_effort)
         ctype = (resp.getheader("Content-Type") or "").lower()
         if "json" in ctype and "event-stream" not in ctype:
             self._read_json(resp, call, cancel, stream)
@@ -594,6 +605,12 @@ class RemoteEngine(Engine):
             conn = self._new_connection()
             call.conn = conn
             phase = "connect"
+            create = conn._create_connection   # http.client's hook: the TCP socket, before TLS or CONNECT
+
+            def created(*args, **kwargs):
+                call.sock = create(*args, **kwargs)   # so that a cancel or close can break the handshake
+                return call.sock
+            conn._create_connection = created
             try:
                 conn.connect()
                 phase = "answer"
@@ -635,7 +652,7 @@ class RemoteEngine(Engine):
                                             f"{type(exc).__name__}") from None
                 raise RemoteEngineError(f"cannot reach the server at {self._where}: {exc}") from None
 
-    def _raise_http_error(self, resp: http.client.HTTPResponse) -> None:
+    def _raise_http_error(self, resp: http.client.HTTPResponse, sent_reasoning_effort: bool = False) -> None:
         try:
             raw = resp.read(_MAX_ERROR_BODY)
         except (OSError, http.client.HTTPException):
@@ -648,7 +665,7 @@ class RemoteEngine(Engine):
             except ValueError:
                 retry_after = None   # absent, or an HTTP date: our own backoff
             raise ServerBusyError(f"the server at {self._host_label} is busy (HTTP {status}): {text}", retry_after)
-        if status == 400 and "reasoning" in text.lower() and self._reasoning_effort and not self.thinking:
+        if status == 400 and "reasoning" in text.lower() and sent_reasoning_effort:
             raise _RejectedReasoningEffort(text)
         if status in (401, 403):
             if self._auth:
@@ -693,7 +710,7 @@ class RemoteEngine(Engine):
         if stream.cancelled:
             return
         obj = self._json_object(raw, "answer")
-        if "error" in obj:
+        if obj.get("error"):
             raise RemoteEngineError(f"the server at {self._host_label} reported an error: "
                                     f"{_error_text(raw, self._secrets)}")
         self._usage(obj, stream)
@@ -722,7 +739,11 @@ class RemoteEngine(Engine):
             if left <= 0:
                 raise TimeoutError
             call.sock.settimeout(left)
-            return resp.read1(65536)
+            stream.reading = True
+            data = resp.read1(65536)
+            if call.timed_out:
+                raise TimeoutError
+            return data
         except TimeoutError:
             if self._stopped(call, cancel, stream):
                 return b""
@@ -735,6 +756,9 @@ class RemoteEngine(Engine):
         except (OSError, ValueError, AttributeError, http.client.HTTPException):
             if self._stopped(call, cancel, stream):
                 return b""
+            if call.timed_out:       # the watcher broke a read that outlived the deadline
+                raise RemoteEngineError(f"the server at {self._host_label} stopped sending for more than "
+                                        f"{stream.timeout:g} s (timeout) after {len(stream.pieces)} piece(s)") from None
             if stream.saw_data:
                 return b""            # kept, and marked incomplete: the final event never came
             raise RemoteEngineError(f"the connection to {self._host_label} broke off before the answer "

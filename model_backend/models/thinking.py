@@ -19,6 +19,8 @@ def split_thinking(text: str, opened: bool = False) -> Tuple[str, str]:
     """``(reasoning, answer)`` of a complete generated ``text``; ``opened``: the prompt ended inside a
     ``<think>`` block (the template opened it)."""
     close = text.rfind(CLOSE)
+    if opened and close < 0:   # still inside the block the prompt opened, whatever it mentions
+        return text.strip(), ""
     if close >= 0:
         reasoning, answer = text[:close], text[close + len(CLOSE):]
         start = reasoning.find(OPEN)
@@ -28,8 +30,6 @@ def split_thinking(text: str, opened: bool = False) -> Tuple[str, str]:
     start = text.find(OPEN)
     if start >= 0:
         return text[start + len(OPEN):].strip(), text[:start].strip()
-    if opened:
-        return text.strip(), ""
     return "", text
 
 
@@ -42,9 +42,8 @@ def prompt_opens_thinking(prompt_text: str) -> bool:
 class ThinkingStream:
     """Splits streamed pieces into answer text (``on_text``) and reasoning (``on_reasoning``) as they
     arrive, holding back only what could be the start of a tag. ``opened``: the stream starts inside
-    a ``<think>`` block. Pieces already given as answer stay given when a later ``</think>`` shows they
-    were thoughts (a server that leaks a template-opened block); ``split_thinking`` on the whole text
-    is what is stored."""
+    a ``<think>`` block. Text before a ``</think>`` met while answering (a server that leaks a
+    template-opened block) was given as answer; ``split_thinking`` on the whole text is what is stored."""
 
     def __init__(self, on_text: Optional[Callable[[str], None]], on_reasoning: Optional[Callable[[str], None]] = None,
                  opened: bool = False) -> None:
@@ -60,7 +59,9 @@ class ThinkingStream:
             found = [(text.find(t), t) for t in tags if t in text]
             if found:
                 at, tag = min(found)
-                self._emit(text[:at], reasoning=tag == CLOSE)   # what a closing tag ends was thought
+                # what comes before a tag goes where the stream was: the same however it was cut (a
+                # </think> met while answering shows later that it was thought; the stored split says so)
+                self._emit(text[:at], self.thinking)
                 self.thinking = tag == OPEN
                 text = text[at + len(tag):]
                 continue

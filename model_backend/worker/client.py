@@ -69,6 +69,7 @@ class WorkerClient:
         env.pop("PYTHONHOME", None)
         env["PYTHONPATH"] = PACKAGE_PARENT
         env.setdefault("PYTHONUNBUFFERED", "1")
+        self.kill()  # a worker this client started before (a failed start, say) is never left running
         try:
             self.process = subprocess.Popen(
                 [self.python, "-m", "model_backend.worker", "--heartbeat", str(self.heartbeat)],
@@ -76,17 +77,20 @@ class WorkerClient:
                 cwd=PACKAGE_PARENT, text=True, encoding="utf-8", bufsize=1)
         except OSError as exc:
             raise WorkerError(f"cannot start the worker with {self.python}: {exc.strerror}") from None
-        remove_orphaned_chip_folders()
-        self._tmp = tempfile.mkdtemp(prefix=f"{CHIPS_PREFIX}{os.getpid()}-")
-        self._eof = threading.Event()
-        self.last_seen = time.monotonic()
-        threading.Thread(target=self._read_stdout, args=(self.process, self._eof, self._tmp), daemon=True).start()
-        threading.Thread(target=self._read_stderr, args=(self.process,), daemon=True).start()
-        hello = self._request({"type": "hello"}, timeout=timeout)
-        if hello.get("protocol") != PROTOCOL_VERSION:
-            self.kill()
-            raise WorkerError(f"the worker speaks protocol {hello.get('protocol')}, this plugin needs "
-                              f"{PROTOCOL_VERSION}: update the worker environment")
+        try:
+            remove_orphaned_chip_folders()
+            self._tmp = tempfile.mkdtemp(prefix=f"{CHIPS_PREFIX}{os.getpid()}-")
+            self._eof = threading.Event()
+            self.last_seen = time.monotonic()
+            threading.Thread(target=self._read_stdout, args=(self.process, self._eof, self._tmp), daemon=True).start()
+            threading.Thread(target=self._read_stderr, args=(self.process,), daemon=True).start()
+            hello = self._request({"type": "hello"}, timeout=timeout)
+            if hello.get("protocol") != PROTOCOL_VERSION:
+                raise WorkerError(f"the worker speaks protocol {hello.get('protocol')}, this plugin needs "
+                                  f"{PROTOCOL_VERSION}: update the worker environment")
+        except BaseException:
+            self.kill()  # no worker is left behind by a start that failed
+            raise
         return hello
 
     @property
@@ -283,8 +287,8 @@ def remove_orphaned_chip_folders() -> None:
         return
     for name in names:
         pid = name[len(CHIPS_PREFIX):].split("-", 1)[0] if name.startswith(CHIPS_PREFIX) else ""
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
+        if not (pid.isascii() and pid.isdigit()) or len(pid) > 9 or int(pid) == os.getpid():
+            continue  # not one of ours (PIDs fit in 9 digits), or this process's own
         try:
             os.kill(int(pid), 0)
         except ProcessLookupError:

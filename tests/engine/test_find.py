@@ -424,3 +424,25 @@ def test_resume_needs_a_geopackage_and_other_settings_start_a_new_run(tmp_path):
     assert first.returncode == 0 and other.returncode == 0, other.stderr
     assert json.loads(other.stdout)["resumed_tiles"] == 0
     assert len(srv.received) == json.loads(first.stdout)["tiles"]["total"] + 25
+
+
+def test_an_unexpected_engine_failure_ends_the_search_like_any_other(tmp_path):
+    """An engine that raises something other than EarthGPTXError (a RuntimeError from a library) stops
+    the questions in flight, writes what was answered, and is one line, not a traceback."""
+    from model_backend.core.errors import EarthGPTXError
+
+    class Failing(RemoteEngine):
+        def ask(self, request, on_text=None, cancel=None, on_reasoning=None):
+            with lock:
+                calls.append(1)
+                if len(calls) == 4:
+                    raise RuntimeError("CUDA error: an illegal memory access was encountered\nmore")
+            return super().ask(request, on_text, cancel, on_reasoning)
+
+    calls, lock, out = [], threading.Lock(), str(tmp_path / "found.gpkg")
+    with serve(_counting(0.05)) as srv:
+        with pytest.raises(EarthGPTXError, match=r"asking tile \d+ failed: RuntimeError: CUDA error: an illegal "
+                                                 r"memory access was encountered \(the \d+ tile answer"):
+            find_objects(RASTERS["mercator_aerial"], "ships", Failing(url(srv), "scripted"), tile=512, out=out,
+                         concurrency=2)
+    assert 2 <= len(layer(out, "answers")) <= 4 and len(calls) < 10

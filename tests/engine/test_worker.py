@@ -233,3 +233,23 @@ def test_a_thinking_qwen3_5_streams_its_thoughts_apart_through_the_worker(tmp_pa
         assert "".join(text).strip() == answer.text.strip() and "<think>" not in answer.text
     finally:
         client.kill()
+
+
+def test_a_start_that_fails_leaves_no_worker_running_and_odd_temp_names_are_ignored(tmp_path):
+    hung = tmp_path / "python"
+    hung.write_text("#!/bin/sh\nexec sleep 60\n")            # starts, never says hello
+    hung.chmod(0o755)
+    client = WorkerClient(python=str(hung), heartbeat=0.2)
+    with pytest.raises(WorkerError, match="did not finish hello within 1 s"):
+        client.start(timeout=1)
+    assert client.process.poll() is not None                 # killed, not left behind
+    odd = [tempfile.mkdtemp(prefix=prefix) for prefix in ("earthgptx-chips-99999999999999999999-",
+                                                           "earthgptx-chips-\u00b2-", "earthgptx-chips--")]
+    client = WorkerClient(python=sys.executable, heartbeat=0.2, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    try:
+        assert client.start()["protocol"] == PROTOCOL_VERSION
+        assert all(os.path.isdir(folder) for folder in odd)  # not ours: left alone, and no traceback
+    finally:
+        client.kill()
+        for folder in odd:
+            os.rmdir(folder)

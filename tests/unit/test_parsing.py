@@ -314,7 +314,8 @@ def test_sphinx_counts_in_the_phrase_and_oriented_boxes():
 
 
 def test_qwen_molmo_style_point_tags_and_a_tag_written_as_a_json_value():
-    text = '<points x1="154" y1="104" x2="885" y2="104" alt="roofs">roofs</points> and <point x="500" y="250" alt="car"></point>'
+    text = ('<points x1="154" y1="104" x2="885" y2="104" alt="roofs">roofs</points> and '
+            '<point x="500" y="250" alt="car"></point>')
     regions, dropped = parse_regions(text, REL, "qwen")
     assert dropped == 0 and [(r.label, r.shape.kind) for r in regions] == [
         ("roofs", PromptKind.POINT), ("roofs", PromptKind.POINT), ("car", PromptKind.POINT)]
@@ -322,3 +323,12 @@ def test_qwen_molmo_style_point_tags_and_a_tag_written_as_a_json_value():
     tagged = '[{"bbox": <|box_start|>(100,200),(300,400)<|box_end|>, "label": "tank"}]'
     regions, _ = parse_regions(tagged, REL, "qwen")
     assert [(r.label, _bounds([r])[0]) for r in regions] == [("tank", (100, 100, 300, 200))]
+
+
+def test_qwen_an_attribute_list_of_objects_and_a_truncated_object_labelled_first():
+    nested = '[{"bbox_2d": [100, 200, 300, 400], "label": "car", "parts": [{"name": "wheel"}]}]'
+    regions, dropped = parse_regions(nested, REL, "qwen")
+    assert dropped == 0 and [r.label for r in regions] == ["car"]
+    cut = '[{"label": "a", "bbox_2d": [1, 2, 30, 40]}, {"label": "b", "bbox_2d": [500, 600, 700, 800]'
+    regions, _ = parse_regions(cut, REL, "qwen")
+    assert [r.label for r in regions] == ["a", "b"]          # cut after a whole box whose label came first

@@ -660,3 +660,75 @@ def test_a_question_waiting_on_a_busy_server_can_be_cancelled():
         start = time.monotonic()
         answer = engine.ask(AskRequest(chip(32, 32), "Q?"), cancel=cancel)
     assert answer.meta.finish_reason == "cancelled" and time.monotonic() - start < 2
+
+
+def test_a_server_trickling_bytes_is_timed_out_between_pieces():
+    """One byte every 0.3 s keeps each recv short; the wait between two pieces is still bounded."""
+    def trickle(handler, body):
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/event-stream")
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        first = sse_events(["first "])[1].encode()
+        handler.wfile.write(b"%x\r\n%s\r\n" % (len(first), first))
+        handler.wfile.flush()
+        for byte in b"ffff" * 20:
+            if handler.server.stopping.wait(0.3):
+                return
+            handler.wfile.write(bytes([byte]))
+            handler.wfile.flush()
+    with serve(trickle) as srv:
+        start = time.monotonic()
+        with pytest.raises(RemoteEngineError, match="stopped sending for more than 1 s"):
+            RemoteEngine(url(srv), "m", timeout=1.0).ask(AskRequest(chip(32, 32), "Q?"))
+    assert time.monotonic() - start < 3
+
+
+def test_a_cancel_breaks_a_proxy_that_never_answers_connect(monkeypatch):
+    """The socket is known from the moment it exists: a cancel breaks the CONNECT wait too (a TLS
+    handshake itself is bounded by the timeout only: the ssl module takes the socket over)."""
+    listener = socket.create_server(("127.0.0.1", 0))           # a proxy that accepts and says nothing
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{listener.getsockname()[1]}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    try:
+        cancel = threading.Event()
+        threading.Timer(0.3, cancel.set).start()
+        start = time.monotonic()
+        answer = RemoteEngine("https://vllm.example.org/v1", "m", timeout=8).ask(AskRequest(chip(32, 32), "Q?"),
+                                                                                 cancel=cancel)
+    finally:
+        listener.close()
+    assert answer.meta.finish_reason == "cancelled" and time.monotonic() - start < 2
+
+
+def test_an_endpoint_path_with_accents_or_spaces_is_percent_encoded():
+    with serve(stream(sse_events(["ok"]))) as srv:
+        answer = RemoteEngine(url(srv, "/modèle 1/v1?name=é"), "m").ask(AskRequest(chip(32, 32), "Q?"))
+    assert answer.text == "ok"
+    assert srv.received[0]["path"] == "/mod%C3%A8le%201/v1/chat/completions?name=%C3%A9"
+
+
+def test_a_json_answer_with_a_null_error_is_an_answer():
+    obj = {"choices": [{"index": 0, "message": {"content": "a harbour"}, "finish_reason": "stop"}], "error": None}
+    with serve(error(200, json.dumps(obj))) as srv:
+        assert RemoteEngine(url(srv), "m").ask(AskRequest(chip(32, 32), "Q?")).text == "a harbour"
+
+
+def test_questions_in_flight_when_a_server_refuses_reasoning_effort_are_all_asked_again():
+    def behaviour(handler, body):
+        time.sleep(0.1)
+        if "reasoning_effort" in body:
+            return error(400, json.dumps({"error": {"message": "unknown field reasoning_effort"}}))(handler, body)
+        return stream(sse_events(["fine"]))(handler, body)
+    with serve(behaviour) as srv:
+        engine = RemoteEngine(url(srv), "m")
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(engine.ask(AskRequest(chip(32, 32), "Q?")).text))
+                   for _ in range(4)]
+        for t in threads:
+            t.start()
+            time.sleep(0.01)
+        for t in threads:
+            t.join(30)
+    assert results == ["fine"] * 4

@@ -131,3 +131,23 @@ def test_a_thought_sent_under_both_names_is_kept_once_and_an_answer_sent_as_reas
         assert (answer.text, answer.reasoning) == (ANSWER_BOX, "") and len(answer.regions) == 1
         cut = RemoteEngine(url(srv), "m", thinking=True).ask(AskRequest(_chip(), "ships", task=Task.GROUNDING))
     assert cut.text == "" and cut.reasoning == ANSWER_BOX and cut.regions == []   # allowed to think: thoughts
+
+
+@given(st.integers(1, 11))
+def test_a_closing_tag_met_while_answering_streams_the_same_however_it_is_cut(cut):
+    text = "abc</think>x"
+    whole, pieces = [], []
+    one = ThinkingStream(whole.append, whole.append)
+    one.feed(text)
+    one.close()
+    two = ThinkingStream(pieces.append, pieces.append)
+    two.feed(text[:cut])
+    two.feed(text[cut:])
+    two.close()
+    assert "".join(whole) == "".join(pieces) == "abcx"
+    assert split_thinking(text) == ("abc", "x")               # what is stored
+
+
+def test_a_block_the_prompt_opened_stays_thought_whatever_it_mentions():
+    assert split_thinking("I should check the <think> tag, box at [1, 2", opened=True) == (
+        "I should check the <think> tag, box at [1, 2", "")
