@@ -1,12 +1,15 @@
-"""The ``find`` command: ``python -m model_backend find RASTER "phrase" [--extent MINX MINY MAXX MAXY
+"""The ``find`` command: ``python -m model_backend find RASTER... "phrase" [--extent MINX MINY MAXX MAXY
 [--extent-crs AUTH:CODE]] [--resolution METRES] [--tile PX] [--overlap F] [--concurrency N] [--resume]
-[engine options] --out FILE.gpkg|FILE.shp``: tiled grounding over a whole raster or an extent of it."""
+[engine options] --out FILE.gpkg|FILE.shp``: tiled grounding over whole rasters (or an extent), several
+rasters (or ``@LIST``) into one output."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections import Counter
+from typing import List, Sequence
 
 from ..core.errors import InvalidArgumentError
 from ..core.interface import Task, check_max_new_tokens, check_question
@@ -19,7 +22,8 @@ from .engine_args import add_engine_options, engines_from_args, say_unfinished
 def add_parser(sub) -> None:
     find = sub.add_parser("find", help="find objects over a whole raster (or an extent of it) tile by tile, "
                                        "merge the detections of overlapping tiles and write them")
-    find.add_argument("raster", help="raster file")
+    find.add_argument("rasters", nargs="+", metavar="RASTER",
+                      help="raster file(s), or @LIST: a text file naming one raster per line; all go to one output")
     find.add_argument("phrase", help="what to find, e.g. \"ships\"")
     find.add_argument("--extent", nargs=4, type=float, metavar=("MINX", "MINY", "MAXX", "MAXY"),
                       help="search only this extent (default: the whole raster)")
@@ -44,8 +48,9 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
-    """Check everything that can be checked (phrase, output, raster, extent, tiling) before loading a
-    model, then search; progress on stderr, the summary returned for stdout."""
+    """Check everything that can be checked (phrase, output, rasters, extent, tiling) before loading a
+    model, then search each raster in turn into the one output; progress on stderr, the summary (one
+    raster's, or a list of them) returned for stdout."""
     from ..geo.raster import RasterSource
     from ..geo.outputs import check_output
     from ..jobs.find import MAX_CONCURRENCY, find_objects, plan_find_tiles
@@ -58,23 +63,59 @@ def run(args: argparse.Namespace) -> dict:
     if args.extent_crs and not args.extent:
         raise InvalidArgumentError("--extent-crs goes with --extent")
     extent_crs = parse_crs(args.extent_crs) if args.extent_crs else None
-    with RasterSource(args.raster) as source:
-        grid, _ = plan_find_tiles(source, args.resolution, args.extent, extent_crs, args.tile, args.overlap)
-    print(f"{len(grid)} tile(s) of {grid.out_width}x{grid.out_height} chip pixels "
-          f"({grid.window_width}x{grid.window_height} raster pixels each).", file=sys.stderr, flush=True)
+    rasters = raster_list(args.rasters)
+    for raster in rasters:
+        with RasterSource(raster) as source:
+            grid, _ = plan_find_tiles(source, args.resolution, args.extent, extent_crs, args.tile, args.overlap)
+        print(f"{os.path.basename(raster)}: {len(grid)} tile(s) of {grid.out_width}x{grid.out_height} chip pixels "
+              f"({grid.window_width}x{grid.window_height} raster pixels each).", file=sys.stderr, flush=True)
     concurrency = args.concurrency if args.concurrency is not None else 4 if args.backend == "openai" else 1
     if not 1 <= concurrency <= MAX_CONCURRENCY:
         raise InvalidArgumentError(f"--concurrency must be 1..{MAX_CONCURRENCY}, got {concurrency}")
     engines = engines_from_args(args)
+    summaries = []
     try:
-        result = find_objects(args.raster, args.phrase, engines, args.resolution, args.extent, extent_crs,
-                              args.tile, args.overlap, Modality(args.modality) if args.modality else None,
-                              args.bands, args.max_new_tokens, args.out,
-                              on_progress=lambda done, total, message: print(message, file=sys.stderr, flush=True),
-                              concurrency=concurrency, resume=args.resume)
+        for raster in rasters:
+            result = find_objects(raster, args.phrase, engines, args.resolution, args.extent, extent_crs,
+                                  args.tile, args.overlap, Modality(args.modality) if args.modality else None,
+                                  args.bands, args.max_new_tokens, args.out,
+                                  on_progress=lambda done, total, message: print(message, file=sys.stderr, flush=True),
+                                  concurrency=concurrency, resume=args.resume)
+            summaries.append(_summary(raster, args, result, concurrency))
+            if result.interrupted or result.cancelled:
+                break
     finally:
         for engine in engines:
             engine.close()
+    if len(rasters) == 1:
+        return summaries[0]
+    return {"phrase": args.phrase, "rasters": summaries,
+            "interrupted": any(s["interrupted"] for s in summaries),
+            "files": sorted({f for s in summaries for f in s["files"]})}
+
+
+def raster_list(items: Sequence[str]) -> List[str]:
+    """The rasters named: each item a raster, or ``@LIST`` (a text file, one raster per line; blank
+    lines and lines starting with # left out; relative paths from the list's folder)."""
+    rasters: List[str] = []
+    for item in items:
+        if not item.startswith("@"):
+            rasters.append(item)
+            continue
+        try:
+            with open(item[1:], encoding="utf-8") as f:
+                lines = [line.strip() for line in f]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidArgumentError(f"cannot read the raster list {item[1:]}: {exc}") from None
+        base = os.path.dirname(os.path.abspath(item[1:]))
+        rasters += [os.path.join(base, line) for line in lines if line and not line.startswith("#")]
+    if not rasters:
+        raise InvalidArgumentError("no raster to search: the list is empty")
+    return rasters
+
+
+def _summary(raster: str, args: argparse.Namespace, result, concurrency: int) -> dict:
+    """What the search of one raster did (said on stderr too)."""
     files = result.report.files if result.report else []
     if result.report and result.report.escaped_fields:
         print(f"NUL characters or lone surrogates in {', '.join(result.report.escaped_fields)} were written as "
@@ -86,6 +127,7 @@ def run(args: argparse.Namespace) -> dict:
     print(f"Wrote {len(result.record.answers)} tile answer(s) and {len(result.detections)} detection(s) "
           f"(merged from {result.candidates}) to {', '.join(files) or 'nothing'}.", file=sys.stderr)
     return {
+        "raster": raster,
         "phrase": args.phrase,
         "tiles": {"total": result.tiles_total, "done": result.tiles_done, "skipped_nodata": result.tiles_skipped},
         "candidates": result.candidates,

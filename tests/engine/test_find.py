@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections import Counter
 
 import fiona
 import numpy as np
@@ -446,3 +447,27 @@ def test_an_unexpected_engine_failure_ends_the_search_like_any_other(tmp_path):
             find_objects(RASTERS["mercator_aerial"], "ships", Failing(url(srv), "scripted"), tile=512, out=out,
                          concurrency=2)
     assert 2 <= len(layer(out, "answers")) <= 4 and len(calls) < 10
+
+
+def test_several_rasters_and_a_raster_list_go_to_one_output(tmp_path):
+    listing = tmp_path / "scenes.txt"
+    listing.write_text(f"# two scenes\n{RASTERS['utm_landsat']}\n\n{RASTERS['gcp_grd']}\n")
+    out = str(tmp_path / "found.gpkg")
+    with serve(_counting(0.0)) as srv:
+        r = run("find", RASTERS["mercator_aerial"], f"@{listing}", "ships", "--tile", "512", "--backend", "openai",
+                "--endpoint", url(srv), "--model", "scripted", "--out", out)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    rasters = [s["raster"] for s in summary["rasters"]]
+    assert rasters == [RASTERS["mercator_aerial"], RASTERS["utm_landsat"], RASTERS["gcp_grd"]]
+    answers = layer(out, "answers")
+    by_raster = Counter(p["raster_source"] for _, p in answers)
+    assert [by_raster[x] for x in rasters] == [s["tiles"]["done"] - s["tiles"]["skipped_nodata"]
+                                               for s in summary["rasters"]]
+    assert len(srv.received) == len(answers) and summary["files"] == [out]
+    assert len({p["question_id"] for _, p in answers}) == 3              # one search per raster
+    empty = tmp_path / "none.txt"
+    empty.write_text("# nothing\n")
+    r = run("find", f"@{empty}", "ships", "--backend", "openai", "--endpoint", "http://127.0.0.1:9/v1", "--model",
+            "m", "--out", out)
+    assert r.returncode == 2 and "no raster to search" in r.stderr
