@@ -1,6 +1,6 @@
 """The ``find`` command: ``python -m model_backend find RASTER... "phrase" [--extent MINX MINY MAXX MAXY
-[--extent-crs AUTH:CODE]] [--resolution METRES] [--tile PX] [--overlap F] [--concurrency N] [--resume]
-[engine options] --out FILE.gpkg|FILE.shp``: tiled grounding over whole rasters (or an extent), several
+[--extent-crs AUTH:CODE]] [--resolution METRES] [--tile PX] [--overlap F] [--concurrency N] [--batch-size K]
+[--resume] [engine options] --out FILE.gpkg|FILE.shp``: tiled grounding over whole rasters (or an extent), several
 rasters (or ``@LIST``) into one output."""
 
 from __future__ import annotations
@@ -41,6 +41,9 @@ def add_parser(sub) -> None:
     find.add_argument("--concurrency", type=int, metavar="N",
                       help="tile questions in flight at once (default 4 with --backend openai, 1 locally: a local "
                            "model answers one at a time)")
+    find.add_argument("--batch-size", type=int, default=1, metavar="K",
+                      help="a local model: tiles asked in one generate (left-padded; greedy, so the answers are "
+                           "those of one at a time; default 1)")
     find.add_argument("--resume", action="store_true",
                       help="a .gpkg output: ask only the tiles an earlier run of the same search did not answer")
     find.add_argument("--max-new-tokens", type=int, default=512, help="generation budget per tile (default 512)")
@@ -53,7 +56,7 @@ def run(args: argparse.Namespace) -> dict:
     raster's, or a list of them) returned for stdout."""
     from ..geo.raster import RasterSource
     from ..geo.outputs import check_output
-    from ..jobs.find import MAX_CONCURRENCY, find_objects, plan_find_tiles
+    from ..jobs.find import MAX_BATCH, MAX_CONCURRENCY, find_objects, plan_find_tiles
 
     check_question(Task.GROUNDING, args.phrase, 0)
     check_max_new_tokens(args.max_new_tokens)
@@ -72,6 +75,8 @@ def run(args: argparse.Namespace) -> dict:
     concurrency = args.concurrency if args.concurrency is not None else 4 if args.backend == "openai" else 1
     if not 1 <= concurrency <= MAX_CONCURRENCY:
         raise InvalidArgumentError(f"--concurrency must be 1..{MAX_CONCURRENCY}, got {concurrency}")
+    if not 1 <= args.batch_size <= MAX_BATCH:
+        raise InvalidArgumentError(f"--batch-size must be 1..{MAX_BATCH}, got {args.batch_size}")
     engines = engines_from_args(args)
     summaries = []
     try:
@@ -80,7 +85,7 @@ def run(args: argparse.Namespace) -> dict:
                                   args.tile, args.overlap, Modality(args.modality) if args.modality else None,
                                   args.bands, args.max_new_tokens, args.out,
                                   on_progress=lambda done, total, message: print(message, file=sys.stderr, flush=True),
-                                  concurrency=concurrency, resume=args.resume)
+                                  concurrency=concurrency, resume=args.resume, batch_size=args.batch_size)
             summaries.append(_summary(raster, args, result, concurrency))
             if result.interrupted or result.cancelled:
                 break
@@ -137,6 +142,7 @@ def _summary(raster: str, args: argparse.Namespace, result, concurrency: int) ->
         "cancelled": result.cancelled,
         "interrupted": result.interrupted,
         "concurrency": concurrency,
+        "batch_size": args.batch_size,
         "resumed_tiles": result.resumed,
         "cut_regions": result.cut_regions,
         "timings": {k: round(v, 4) for k, v in result.timings.items()},

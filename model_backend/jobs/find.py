@@ -50,8 +50,9 @@ from ..geo.raster import RasterSource
 from ..models.engine import Engine
 
 Bounds = Tuple[float, float, float, float]
-#: the most tile questions in flight at once
+#: the most tile questions in flight at once, and the most tiles in one batched call
 MAX_CONCURRENCY = 256
+MAX_BATCH = 64
 #: ``on_progress(tiles_done, tiles_total, message)``
 ProgressCallback = Callable[[int, int, str], None]
 
@@ -138,7 +139,9 @@ class EnginePool:
         self._busy = [0] * len(self.engines)
         self._free = threading.Condition()
 
-    def ask(self, request: AskRequest, cancel: threading.Event) -> Answer:
+    def ask(self, requests: Sequence[AskRequest], cancel: threading.Event) -> List[Answer]:
+        """Answers to ``requests``: one batched call when the engine takes batches (a local model), else
+        one question after another."""
         with self._free:
             while True:
                 usable = [k for k, e in enumerate(self.engines) if e.concurrent or not self._busy[k]]
@@ -147,8 +150,11 @@ class EnginePool:
                     self._busy[k] += 1
                     break
                 self._free.wait()
+        engine = self.engines[k]
         try:
-            return self.engines[k].ask(request, cancel=cancel)
+            if len(requests) > 1 and hasattr(engine, "ask_batch"):
+                return engine.ask_batch(requests, cancel=cancel)
+            return [engine.ask(request, cancel=cancel) for request in requests]
         finally:
             with self._free:
                 self._busy[k] -= 1
@@ -161,7 +167,8 @@ def find_objects(raster: str, phrase: str, engine: Union[Engine, Sequence[Engine
                  modality: Optional[Modality] = None,
                  bands: Optional[Sequence[int]] = None, max_new_tokens: int = 512, out: Optional[str] = None,
                  on_progress: ProgressCallback = lambda done, total, message: None,
-                 cancel: Optional[threading.Event] = None, concurrency: int = 1, resume: bool = False) -> FindResult:
+                 cancel: Optional[threading.Event] = None, concurrency: int = 1, resume: bool = False,
+                 batch_size: int = 1) -> FindResult:
     """Find ``phrase`` over ``raster`` (whole, or ``extent`` in ``extent_crs``) tile by tile with
     ``engine`` (or several: each tile goes to the least busy), merge the detections of overlapping
     tiles, and append them to ``out`` when given.
@@ -169,7 +176,9 @@ def find_objects(raster: str, phrase: str, engine: Union[Engine, Sequence[Engine
     ``tile``: chip side in chip pixels; ``overlap``: fraction of a tile shared with its neighbours;
     ``resolution``: metres per chip pixel (never finer than the raster's); ``concurrency``: tile
     questions in flight at once (engines that answer one at a time take one each; at most
-    ``concurrency`` + 2 chips are in memory). Setting ``cancel`` stops the questions in flight (their
+    ``concurrency`` + 2 chips are in memory); ``batch_size``: tiles asked in one call of an engine
+    that takes batches (a local model: one ``generate`` over them; then ``concurrency`` x
+    ``batch_size`` + 2 chips are in memory). Setting ``cancel`` stops the questions in flight (their
     answers are dropped); what was done is kept and written. A tile whose question fails ends the
     search the same way, then its error is raised, saying what was written.
 
@@ -184,6 +193,8 @@ def find_objects(raster: str, phrase: str, engine: Union[Engine, Sequence[Engine
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= MAX_CONCURRENCY:
         raise InvalidArgumentError(f"the concurrency must be 1..{MAX_CONCURRENCY} questions in flight, "
                                    f"got {concurrency!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_BATCH:
+        raise InvalidArgumentError(f"the batch size must be 1..{MAX_BATCH} tiles, got {batch_size!r}")
     stream_out = out is not None and out.lower().endswith(".gpkg")
     if resume and not stream_out:
         raise InvalidArgumentError("resuming a search needs the GeoPackage output (.gpkg) it wrote to")
@@ -210,49 +221,63 @@ def find_objects(raster: str, phrase: str, engine: Union[Engine, Sequence[Engine
         total, done = len(grid), len(grid) - len(todo)
         if earlier is not None:
             on_progress(done, total, f"resuming: {done} of {total} tile(s) were answered before")
-        in_flight: Dict[Future, Tuple[Tile, Chip]] = {}
+        in_flight: Dict[Future, List[Tuple[Tile, Chip]]] = {}
+        batch: List[Tuple[Tile, Chip]] = []
         if cancel is not None:  # the caller's cancel stops the questions in flight too
             stack.callback(_forward(cancel, stop))
 
         def settle(block: bool) -> None:
             """Take the answers that are in (waiting for one when ``block``)."""
-            nonlocal done, cut, model_s, cancelled, failure
+            nonlocal model_s, failure
             waited_from = time.perf_counter()
             ready, _ = wait(list(in_flight), return_when=FIRST_COMPLETED) if block else \
                 ([f for f in in_flight if f.done()], None)
             model_s += time.perf_counter() - waited_from
-            for future in sorted(ready, key=lambda f: in_flight[f][0].index):
-                t, chip = in_flight.pop(future)
+            for future in sorted(ready, key=lambda f: in_flight[f][0][0].index):
+                tiles = in_flight.pop(future)
                 try:
-                    answer = future.result()
+                    answers = future.result()
                 except Exception as exc:  # noqa: BLE001 - any failure ends the search the same way
-                    failure = failure or (exc if isinstance(exc, EarthGPTXError) else
-                                          EarthGPTXError(f"asking tile {t.index + 1} failed: {type(exc).__name__}: "
-                                                         f"{str(exc).splitlines()[0] if str(exc) else ''}"))
+                    failure = failure or (exc if isinstance(exc, EarthGPTXError) else EarthGPTXError(
+                        f"asking tile {tiles[0][0].index + 1} failed: {type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else ''}"))
                     stop.set()
                     continue
-                if answer.meta.finish_reason == "cancelled":
-                    cancelled = cancelled or failure is None
-                    continue
-                answer_id = new_id()
-                cut += answer.meta.cut_regions
-                feature = _answer_feature(raster, chip, phrase, answer, question_id, answer_id)
-                found = [_detection(chip, region, t.index, rank, answer_id)
-                         for rank, region in enumerate(answer.regions, start=1)]
-                if stream_out:  # committed now: a kill later loses nothing of this tile
-                    try:
-                        tile_record = QuestionRecord(crs=source.crs, answers=[feature],
-                                                     detections=[_detection_feature(d) for d in found])
-                        escaped.extend(write_record(out, tile_record).escaped_fields)
-                    except EarthGPTXError as exc:
-                        failure = failure or exc
-                        stop.set()
-                        continue
-                run_answers.append(answer_id)
-                answered.append((t.index, feature))
-                candidates.extend(found)
-                done += 1
-                on_progress(done, total, f"tile {t.index + 1} of {total}: {len(answer.regions)} region(s)")
+                for (t, chip), answer in zip(tiles, answers):
+                    take(t, chip, answer)
+
+        def take(t: Tile, chip: Chip, answer: Answer) -> None:
+            """One tile's answer: written (GeoPackage), kept for the merge, counted."""
+            nonlocal done, cut, cancelled, failure
+            if answer.meta.finish_reason == "cancelled":
+                cancelled = cancelled or failure is None
+                return
+            answer_id = new_id()
+            cut += answer.meta.cut_regions
+            feature = _answer_feature(raster, chip, phrase, answer, question_id, answer_id)
+            found = [_detection(chip, region, t.index, rank, answer_id)
+                     for rank, region in enumerate(answer.regions, start=1)]
+            if stream_out:  # committed now: a kill later loses nothing of this tile
+                try:
+                    tile_record = QuestionRecord(crs=source.crs, answers=[feature],
+                                                 detections=[_detection_feature(d) for d in found])
+                    escaped.extend(write_record(out, tile_record).escaped_fields)
+                except EarthGPTXError as exc:
+                    failure = failure or exc
+                    stop.set()
+                    return
+            run_answers.append(answer_id)
+            answered.append((t.index, feature))
+            candidates.extend(found)
+            done += 1
+            on_progress(done, total, f"tile {t.index + 1} of {total}: {len(answer.regions)} region(s)")
+
+        def submit() -> None:
+            """Ask the tiles gathered so far, as one call."""
+            requests = [AskRequest(chip.image, phrase, task=Task.GROUNDING, modality=chip.modality,
+                                   max_new_tokens=max_new_tokens) for _, chip in batch]
+            in_flight[asking.submit(pool.ask, requests, stop)] = list(batch)
+            batch.clear()
 
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="find-tile") as asking:
             try:  # Ctrl-C stops after what is done, which is still merged and written
@@ -267,10 +292,12 @@ def find_objects(raster: str, phrase: str, engine: Union[Engine, Sequence[Engine
                         skipped, done = skipped + 1, done + 1
                         on_progress(done, total, f"tile {t.index + 1} of {total}: no data, skipped")
                         continue
-                    request = AskRequest(chip.image, phrase, task=Task.GROUNDING, modality=chip.modality,
-                                         max_new_tokens=max_new_tokens)
-                    in_flight[asking.submit(pool.ask, request, stop)] = (t, chip)
-                    settle(block=len(in_flight) >= concurrency)
+                    batch.append((t, chip))
+                    if len(batch) >= batch_size:
+                        submit()
+                        settle(block=len(in_flight) >= concurrency)
+                if batch and not stop.is_set():
+                    submit()
                 while in_flight:
                     settle(block=True)
             except KeyboardInterrupt:

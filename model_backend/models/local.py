@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -60,6 +60,13 @@ class LocalEngine(Engine):
             return CoordinateFrame(Convention.RESIZED_PIXELS, width, height, rw, rh, iw, ih)
         return CoordinateFrame(self.family.convention, width, height, image_width=iw, image_height=ih)
 
+    def _template_reads(self, variable: str) -> bool:
+        """True when the processor's chat template mentions ``variable``."""
+        template = getattr(self.processor, "chat_template", None) or ""
+        if isinstance(template, dict):
+            template = template.get("default", "")
+        return variable in template
+
     def _resized_size(self, width: int, height: int):
         """The processor's resize of a chip (Qwen2.5-VL: multiples of patch x merge within its pixel range)."""
         from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
@@ -70,29 +77,89 @@ class LocalEngine(Engine):
                               max_pixels=ip.size["longest_edge"])
         return rw, rh
 
+    def _render(self, request: AskRequest):
+        """(prompt text, marked image, frame) of ``request`` as this model reads it."""
+        image = pad_to_aspect(request.image)  # a very elongated chip, padded to what the processor takes
+        frame = self.frame_for(request.image.shape[1], request.image.shape[0], image.shape[1], image.shape[0])
+        prompt = build_prompt(dataclasses.replace(request, image=image), self.family, frame)
+        # thinking templates (Qwen3.5, Qwen3 Thinking) read enable_thinking; to the others it would be an
+        # unknown processor keyword (transformers warns on every question)
+        extra = {"enable_thinking": self.thinking} if self._template_reads("enable_thinking") else {}
+        text = self.processor.apply_chat_template(prompt.messages, add_generation_prompt=True, tokenize=False,
+                                                  **extra)
+        return text, prompt.image, frame
+
     def encode(self, request: AskRequest):
         """(model inputs on the device, frame, opened): the processor's tensors for ``request``;
         ``opened``: the rendered prompt ends inside a ``<think>`` block."""
         from PIL import Image
 
-        image = pad_to_aspect(request.image)  # a very elongated chip, padded to what the processor takes
-        frame = self.frame_for(request.image.shape[1], request.image.shape[0], image.shape[1], image.shape[0])
-        prompt = build_prompt(dataclasses.replace(request, image=image), self.family, frame)
-        # thinking templates (Qwen3.5, Qwen3 Thinking) read enable_thinking; the others ignore it
-        text = self.processor.apply_chat_template(prompt.messages, add_generation_prompt=True, tokenize=False,
-                                                  enable_thinking=self.thinking)
+        text, image, frame = self._render(request)
         if self.family.name == "earthgptx":  # the native model also reads the prompts as a mask
-            inputs = self.processor(text=[text], images=[prompt.image], prompts=[request.prompts],
-                                    return_tensors="pt")
+            inputs = self.processor(text=[text], images=[image], prompts=[request.prompts], return_tensors="pt")
         else:
-            inputs = self.processor(text=[text], images=[Image.fromarray(prompt.image)], return_tensors="pt")
+            inputs = self.processor(text=[text], images=[Image.fromarray(image)], return_tensors="pt")
+        self._check_resize(inputs, 0, frame)
+        return inputs.to(self.model.device), frame, prompt_opens_thinking(text)
+
+    def _check_resize(self, inputs, row: int, frame: CoordinateFrame) -> None:
         if frame.convention is Convention.RESIZED_PIXELS:
-            _, gh, gw = (int(v) for v in inputs["image_grid_thw"][0])
+            _, gh, gw = (int(v) for v in inputs["image_grid_thw"][row])
             patch = self.processor.image_processor.patch_size
             if (gw * patch, gh * patch) != (frame.resized_width, frame.resized_height):
                 raise RuntimeError(f"processor resized the chip to {gw * patch}x{gh * patch}, "
                                    f"expected {frame.resized_width}x{frame.resized_height}")
-        return inputs.to(self.model.device), frame, prompt_opens_thinking(text)
+
+    def ask_batch(self, requests: Sequence[AskRequest], cancel: Optional[threading.Event] = None) -> List[Answer]:
+        """Answers to ``requests`` from one ``generate`` over all of them (left padding; greedy, so each
+        answer is the one ``ask`` gives alone). Not streamed; the native EarthGPT-X answers one by one."""
+        from PIL import Image
+
+        if self.family.name == "earthgptx" or len(requests) == 1:
+            return [self.ask(r, cancel=cancel) for r in requests]
+        cancel = cancel or threading.Event()
+        t0 = time.perf_counter()
+        rendered = [self._render(r) for r in requests]
+        tokenizer = self.processor.tokenizer
+        side, tokenizer.padding_side = tokenizer.padding_side, "left"
+        try:
+            inputs = self.processor(text=[t for t, _, _ in rendered],
+                                    images=[Image.fromarray(i) for _, i, _ in rendered], padding=True,
+                                    return_tensors="pt")
+        finally:
+            tokenizer.padding_side = side
+        for row, (_, _, frame) in enumerate(rendered):
+            self._check_resize(inputs, row, frame)
+        inputs = inputs.to(self.model.device)
+        width = int(inputs["input_ids"].shape[1])
+        budget = max(r.max_new_tokens for r in requests)
+        t1 = time.perf_counter()
+        try:
+            with torch.inference_mode():
+                output = self.model.generate(**inputs, max_new_tokens=budget, do_sample=False,
+                                             stopping_criteria=[_Cancelled(cancel)])
+        except torch.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            raise InsufficientMemoryError("the GPU ran out of memory while answering a batch: lower --batch-size, "
+                                          "the chip pixel budget or the maximum new tokens") from None
+        t2 = time.perf_counter()
+        eos = set(_as_list(self.model.generation_config.eos_token_id))
+        answers = []
+        for row, (request, (text, _, frame)) in enumerate(zip(requests, rendered)):
+            ids = output[row, width:].tolist()[:request.max_new_tokens]
+            end = next((k for k, t in enumerate(ids) if t in eos), None)
+            generated = ids if end is None else ids[:end + 1]
+            finish = "cancelled" if cancel.is_set() else \
+                "length" if end is None and len(generated) >= request.max_new_tokens else "stop"
+            meta = AnswerMeta(model_id=self.plan.model_id, backend="local", quantization=self.plan.quantization,
+                              device=self.plan.device, prompt_tokens=int(inputs["attention_mask"][row].sum()),
+                              generated_tokens=len(generated), finish_reason=finish,
+                              timings={"encode": (t1 - t0) / len(requests), "first_token": 0.0,
+                                       "generate": (t2 - t1) / len(requests),
+                                       "total": (time.perf_counter() - t0) / len(requests)})
+            answers.append(finish_answer(self._tokenizer.decode(generated, skip_special_tokens=True), self.family,
+                                         frame, meta, prompt_opens_thinking(text)))
+        return answers
 
     def ask(self, request: AskRequest, on_text: Optional[TextCallback] = None,
             cancel: Optional[threading.Event] = None, on_reasoning: Optional[TextCallback] = None) -> Answer:

@@ -279,7 +279,8 @@ def test_ctrl_c_writes_the_tiles_already_answered(tmp_path):
     with serve(slow) as srv:
         proc = subprocess.Popen([sys.executable, "-m", "model_backend", "find", RASTERS["mercator_aerial"], "ships",
                                  "--tile", "512", "--backend", "openai", "--endpoint", url(srv), "--model", "scripted",
-                                 "--out", out], cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 "--concurrency", "1", "--out", out], cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE,
                                 text=True)
         while len(srv.received) < 5:
             time.sleep(0.05)
@@ -471,3 +472,20 @@ def test_several_rasters_and_a_raster_list_go_to_one_output(tmp_path):
     r = run("find", f"@{empty}", "ships", "--backend", "openai", "--endpoint", "http://127.0.0.1:9/v1", "--model",
             "m", "--out", out)
     assert r.returncode == 2 and "no raster to search" in r.stderr
+
+
+def test_a_local_model_asked_tiles_in_batches_answers_as_one_at_a_time(tmp_path):
+    """--batch-size 4: one left-padded generate per four tiles (of several sizes: the last row and
+    column are narrower); greedy, so every tile's answer is the one it gets alone."""
+    from model_backend.testing.tiny_model import build_tiny_model
+
+    tiny = build_tiny_model(str(tmp_path / "tiny"), "qwen3_vl")
+    texts = {}
+    for batch in (1, 4):
+        out = str(tmp_path / f"b{batch}.gpkg")
+        r = run("find", RASTERS["utm_landsat"], "ships", "--tile", "320", "--model", tiny, "--device", "cpu",
+                "--quantization", "fp32", "--max-new-tokens", "8", "--batch-size", str(batch), "--out", out)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["batch_size"] == batch
+        texts[batch] = {g.wkt: p["answer"] for g, p in layer(out, "answers")}
+    assert len(texts[1]) > 4 and texts[4] == texts[1]
