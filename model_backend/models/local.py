@@ -134,16 +134,9 @@ class LocalEngine(Engine):
         width = int(inputs["input_ids"].shape[1])
         budget = max(r.max_new_tokens for r in requests)
         t1 = time.perf_counter()
-        try:
-            with torch.inference_mode():
-                output = self.model.generate(**inputs, max_new_tokens=budget, do_sample=False,
-                                             stopping_criteria=[_Cancelled(cancel)])
-        except torch.OutOfMemoryError:
-            torch.cuda.empty_cache()
-            raise InsufficientMemoryError("the GPU ran out of memory while answering a batch: lower --batch-size, "
-                                          "the chip pixel budget or the maximum new tokens") from None
+        output = self._generate(inputs, budget, cancel, lower="--batch-size, the chip pixel budget")
         t2 = time.perf_counter()
-        eos = set(_as_list(self.model.generation_config.eos_token_id))
+        eos = self._eos()
         answers = []
         for row, (request, (text, _, frame)) in enumerate(zip(requests, rendered)):
             ids = output[row, width:].tolist()[:request.max_new_tokens]
@@ -170,19 +163,11 @@ class LocalEngine(Engine):
         split = ThinkingStream(on_text, on_reasoning, opened)
         streamer = _Streamer(self._tokenizer, split.feed)
         t1 = time.perf_counter()
-        try:
-            with torch.inference_mode():
-                output = self.model.generate(
-                    **inputs, max_new_tokens=request.max_new_tokens, do_sample=False, streamer=streamer,
-                    stopping_criteria=[_Cancelled(cancel)])
-        except torch.OutOfMemoryError:
-            torch.cuda.empty_cache()
-            raise InsufficientMemoryError("the GPU ran out of memory while answering: lower the chip pixel "
-                                          "budget or the maximum new tokens, or close other GPU programs") from None
+        output = self._generate(inputs, request.max_new_tokens, cancel, streamer=streamer)
         t2 = time.perf_counter()
         split.close()
         generated = output[0, prompt_tokens:]
-        eos = set(_as_list(self.model.generation_config.eos_token_id))
+        eos = self._eos()
         if cancel.is_set():
             finish = "cancelled"
         elif len(generated) >= request.max_new_tokens and int(generated[-1]) not in eos:
@@ -196,6 +181,22 @@ class LocalEngine(Engine):
                           timings={"encode": t1 - t0, "first_token": (streamer.first_at or t2) - t1,
                                    "generate": t2 - t1, "total": time.perf_counter() - t0})
         return finish_answer(text, self.family, frame, meta, opened)
+
+    def _generate(self, inputs, max_new_tokens: int, cancel: threading.Event, streamer=None,
+                  lower: str = "the chip pixel budget"):
+        """Greedy ``generate`` over ``inputs``, stopped by ``cancel``; a GPU out of memory becomes
+        ``InsufficientMemoryError`` saying what to ``lower``."""
+        try:
+            with torch.inference_mode():
+                return self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
+                                           streamer=streamer, stopping_criteria=[_Cancelled(cancel)])
+        except torch.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            raise InsufficientMemoryError(f"the GPU ran out of memory while answering: lower {lower} or the "
+                                          f"maximum new tokens, or close other GPU programs") from None
+
+    def _eos(self) -> set:
+        return set(_as_list(self.model.generation_config.eos_token_id))
 
     def close(self) -> None:
         import gc

@@ -721,7 +721,7 @@ class RemoteEngine(Engine):
                 message = {}
             elif not isinstance(message, dict):
                 self._malformed("a choice's message is not an object")
-            thought = next((t for t in (self._text(message, n) for n in REASONING_FIELDS) if t), "")
+            thought = self._thought(message)
             if thought:
                 self._deliver(thought[: stream.limit * _MAX_CHARS_PER_PIECE], stream, reasoning=True)
             content = self._text(message, "content")
@@ -825,8 +825,7 @@ class RemoteEngine(Engine):
                 delta = {}
             elif not isinstance(delta, dict):
                 self._malformed("a choice's delta is not an object")
-            # vLLM in its renaming sends the same thought as reasoning and reasoning_content: read one
-            thought = next((t for t in (self._text(delta, n) for n in REASONING_FIELDS) if t), "")
+            thought = self._thought(delta)
             pieces = [(name, text) for name, text in (("content", self._text(delta, "content")),
                                                       ("reasoning", thought)) if text]
             if pieces:
@@ -867,6 +866,11 @@ class RemoteEngine(Engine):
         if value is not None and not isinstance(value, str):
             self._malformed(f"a {name!r} that is not text")
         return value or ""
+
+    def _thought(self, obj: dict) -> str:
+        """The reasoning text of a message or delta: the first of ``REASONING_FIELDS`` that holds one
+        (vLLM, renaming the field, sent the same thought under both names)."""
+        return next((t for t in (self._text(obj, n) for n in REASONING_FIELDS) if t), "")
 
     def _finish(self, choice: dict, stream: _Stream) -> bool:
         """Note the choice's finish reason; True when it has one."""
