@@ -105,7 +105,6 @@
         <location filename="../plugin/dock.py" line="94"/>
         <location filename="../plugin/processing/ask_features.py" line="41"/>
         <location filename="../plugin/processing/describe_scene.py" line="39"/>
-        <location filename="../plugin/processing/find_objects.py" line="40"/>
         <source>Raster</source>
         <translation>Raster</translation>
     </message>
@@ -157,137 +156,148 @@
         <translation>Arrêter</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="150"/>
+        <location filename="../plugin/dock.py" line="136"/>
+        <source>Search in tiles...</source>
+        <translation>Chercher par tuiles...</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="137"/>
+        <source>Find all ... over the whole raster (or the drawn prompts' extent) tile by tile, written to a GeoPackage as it goes: opens Find objects</source>
+        <translation>Trouver tout ... sur le raster entier (ou l'emprise des invites dessinées) tuile par tuile, écrit dans un GeoPackage au fur et à mesure : ouvre Trouver des objets</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="155"/>
         <source>Export GeoPackage...</source>
         <translation>Exporter en GeoPackage...</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="150"/>
+        <location filename="../plugin/dock.py" line="155"/>
         <source>Export shapefile...</source>
         <translation>Exporter en shapefile...</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="170"/>
+        <location filename="../plugin/dock.py" line="175"/>
         <source>Model: {0} ({1}, {2}, {3}{4})</source>
         <translation>Modèle : {0} ({1}, {2}, {3}{4})</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="173"/>
+        <location filename="../plugin/dock.py" line="178"/>
         <source>Model: not loaded (it loads with the first question)</source>
         <translation>Modèle : non chargé (il se charge à la première question)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="195"/>
+        <location filename="../plugin/dock.py" line="200"/>
         <source>{0}: {1}</source>
         <translation>{0} : {1}</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="212"/>
+        <location filename="../plugin/dock.py" line="219"/>
+        <location filename="../plugin/dock.py" line="236"/>
         <source>Choose a raster layer first.</source>
         <translation>Choisissez d'abord une couche raster.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="223"/>
+        <location filename="../plugin/dock.py" line="247"/>
         <source>Bands must be numbers, e.g. 4 3 2</source>
         <translation>Les bandes doivent être des nombres, p. ex. 4 3 2</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="230"/>
+        <location filename="../plugin/dock.py" line="254"/>
         <source>Part of a prompt lies outside the raster and was clipped.</source>
         <translation>Une partie d'une invite déborde du raster et a été découpée.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="248"/>
+        <location filename="../plugin/dock.py" line="272"/>
         <source>You</source>
         <translation>Vous</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="249"/>
+        <location filename="../plugin/dock.py" line="273"/>
         <source>Model</source>
         <translation>Modèle</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="285"/>
+        <location filename="../plugin/dock.py" line="309"/>
         <source>The model is thinking... ({0} characters)</source>
         <translation>Le modèle réfléchit… ({0} caractères)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="298"/>
+        <location filename="../plugin/dock.py" line="322"/>
         <source>the question was stopped</source>
         <translation>la question a été interrompue</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="305"/>
+        <location filename="../plugin/dock.py" line="329"/>
         <source>cut at the token limit</source>
         <translation>coupée à la limite de jetons</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="305"/>
+        <location filename="../plugin/dock.py" line="329"/>
         <source>stopped</source>
         <translation>interrompu</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="306"/>
+        <location filename="../plugin/dock.py" line="330"/>
         <source>the server stopped before the end of the answer</source>
         <translation>le serveur s’est arrêté avant la fin de la réponse</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="308"/>
+        <location filename="../plugin/dock.py" line="332"/>
         <source>{0} region(s) found</source>
         <translation>{0} région(s) trouvée(s)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="310"/>
+        <location filename="../plugin/dock.py" line="335"/>
         <source>({0} more past the cap of one answer were not kept)</source>
         <translation>({0} de plus, au-delà du plafond d’une réponse, n’ont pas été gardées)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="314"/>
+        <location filename="../plugin/dock.py" line="339"/>
         <source>Show the model's reasoning ({0} characters)</source>
         <translation>Afficher le raisonnement du modèle ({0} caractères)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="373"/>
+        <location filename="../plugin/dock.py" line="398"/>
         <source>Model worker restarted; the model loads with the next question.</source>
         <translation>Processus de calcul redémarré ; le modèle se chargera à la prochaine question.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="382"/>
+        <location filename="../plugin/dock.py" line="407"/>
         <source>Export to GeoPackage</source>
         <translation>Exporter en GeoPackage</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="387"/>
+        <location filename="../plugin/dock.py" line="412"/>
         <source>Export to shapefiles</source>
         <translation>Exporter en shapefiles</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="395"/>
+        <location filename="../plugin/dock.py" line="420"/>
         <source>Export failed, nothing was changed: {0}</source>
         <translation>Échec de l'export, rien n'a été modifié : {0}</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="398"/>
+        <location filename="../plugin/dock.py" line="423"/>
         <source>Text longer than {0} bytes was split over continuation fields ({1}, ...).</source>
         <translation>Le texte de plus de {0} octets a été réparti sur des champs de suite ({1}, ...).</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="401"/>
+        <location filename="../plugin/dock.py" line="426"/>
         <source>Some text could not be stored as it was ({0}): NUL characters and lone surrogates were written as \uXXXX, spaces at the ends dropped from shapefiles.</source>
         <translation>Certains textes n’ont pas pu être enregistrés tels quels ({0}) : les caractères NUL et les demi-codets isolés ont été écrits \uXXXX, les espaces aux extrémités retirées des shapefiles.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="404"/>
+        <location filename="../plugin/dock.py" line="429"/>
         <source>({0} new answer(s), {1} new detection(s); nothing else in the file was changed)</source>
         <translation>({0} nouvelle(s) réponse(s), {1} nouvelle(s) détection(s) ; rien d’autre n’a été modifié dans le fichier)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="404"/>
+        <location filename="../plugin/dock.py" line="429"/>
         <source>Exported to {0}</source>
         <translation>Exporté vers {0}</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="415"/>
+        <location filename="../plugin/dock.py" line="440"/>
         <source>Restart the model worker</source>
         <translation>Redémarrer le processus de calcul</translation>
     </message>
@@ -403,7 +413,7 @@
     </message>
     <message>
         <location filename="../plugin/processing/ask_features.py" line="48"/>
-        <location filename="../plugin/processing/find_objects.py" line="53"/>
+        <location filename="../plugin/processing/find_objects.py" line="70"/>
         <source>Detections</source>
         <translation>Détections</translation>
     </message>
@@ -454,7 +464,6 @@
     </message>
     <message>
         <location filename="../plugin/processing/describe_scene.py" line="40"/>
-        <location filename="../plugin/processing/find_objects.py" line="42"/>
         <source>Extent (empty: the whole raster)</source>
         <translation>Emprise (vide : le raster entier)</translation>
     </message>
@@ -469,44 +478,95 @@
         <translation>Description</translation>
     </message>
     <message>
-        <location filename="../plugin/processing/find_objects.py" line="28"/>
+        <location filename="../plugin/processing/find_objects.py" line="34"/>
+        <location filename="../plugin/processing/find_objects.py" line="181"/>
         <source>Find objects</source>
         <translation>Trouver des objets</translation>
     </message>
     <message>
-        <location filename="../plugin/processing/find_objects.py" line="31"/>
-        <source>Finds everything the phrase names (e.g. "ships") over the whole raster or an extent: the area is cut into overlapping tiles read at the chosen resolution, the model is asked for boxes on each tile, and boxes found twice across tile borders are merged. Boxes are 4-corner polygons in the raster's CRS.</source>
-        <translation>Trouve tout ce que désigne l’expression (par ex. « navires ») sur le raster entier ou une emprise : la zone est découpée en tuiles qui se chevauchent, lues à la résolution choisie, le modèle donne des boîtes pour chaque tuile, et les boîtes trouvées deux fois de part et d’autre d’une limite de tuile sont fusionnées. Les boîtes sont des polygones à 4 sommets dans le SCR du raster.</translation>
+        <location filename="../plugin/processing/find_objects.py" line="37"/>
+        <source>Finds everything the phrase names (e.g. "ships") over whole rasters or an extent: the area is cut into overlapping tiles read at the chosen ground resolution, the model is asked for boxes on each tile, and boxes found twice across tile borders are merged. Boxes are 4-corner polygons in each raster's CRS; every feature names its raster. A GeoPackage output is written tile by tile, so a run that is stopped or crashes keeps what it answered, and Resume asks only the tiles not answered yet. Questions in flight (a server) and tiles per generate (a local model) come from the plugin's settings unless given here.</source>
+        <translation>Trouve tout ce que la phrase nomme (par ex. « navires ») sur des rasters entiers ou une emprise : la zone est découpée en tuiles qui se chevauchent, lues à la résolution au sol choisie, le modèle est interrogé sur les boîtes de chaque tuile, et les boîtes trouvées deux fois de part et d'autre d'une bordure de tuile sont fusionnées. Les boîtes sont des polygones à 4 sommets dans le SCR de chaque raster ; chaque entité nomme son raster. Une sortie GeoPackage est écrite tuile par tuile : une exécution arrêtée ou plantée garde ce qu'elle a répondu, et Reprendre ne demande que les tuiles sans réponse. Les questions en vol (un serveur) et les tuiles par génération (un modèle local) viennent des paramètres de l'extension, sauf si elles sont données ici.</translation>
     </message>
     <message>
-        <location filename="../plugin/processing/find_objects.py" line="41"/>
+        <location filename="../plugin/processing/find_objects.py" line="49"/>
+        <source>Rasters</source>
+        <translation>Rasters</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/find_objects.py" line="50"/>
         <source>What to find</source>
         <translation>Ce qu’il faut trouver</translation>
     </message>
     <message>
-        <location filename="../plugin/processing/find_objects.py" line="44"/>
-        <source>Resolution (raster CRS units per pixel; empty: full resolution)</source>
-        <translation>Résolution (unités du SCR du raster par pixel ; vide : pleine résolution)</translation>
+        <location filename="../plugin/processing/find_objects.py" line="51"/>
+        <source>Extent (empty: the whole rasters)</source>
+        <translation>Emprise (vide : les rasters entiers)</translation>
     </message>
     <message>
-        <location filename="../plugin/processing/find_objects.py" line="46"/>
+        <location filename="../plugin/processing/find_objects.py" line="54"/>
+        <source>Ground resolution (metres per chip pixel; empty: each raster's own)</source>
+        <translation>Résolution au sol (mètres par pixel de vignette ; vide : celle de chaque raster)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/find_objects.py" line="56"/>
         <source>Tile size (pixels)</source>
         <translation>Taille des tuiles (pixels)</translation>
     </message>
     <message>
-        <location filename="../plugin/processing/find_objects.py" line="49"/>
+        <location filename="../plugin/processing/find_objects.py" line="59"/>
         <source>Tile overlap (fraction of a tile)</source>
         <translation>Chevauchement des tuiles (fraction d’une tuile)</translation>
     </message>
     <message>
-        <location filename="../plugin/processing/find_objects.py" line="76"/>
-        <source>{0} tiles of {1}x{2} pixels</source>
-        <translation>{0} tuiles de {1}x{2} pixels</translation>
+        <location filename="../plugin/processing/find_objects.py" line="63"/>
+        <source>Resume: ask only the tiles an earlier run into this GeoPackage did not answer</source>
+        <translation>Reprendre : ne demander que les tuiles auxquelles une exécution précédente dans ce GeoPackage n'a pas répondu</translation>
     </message>
     <message>
-        <location filename="../plugin/processing/find_objects.py" line="105"/>
-        <source>{0} boxes found, {1} after merging across tile borders</source>
-        <translation>{0} boîtes trouvées, {1} après fusion aux limites des tuiles</translation>
+        <location filename="../plugin/processing/find_objects.py" line="65"/>
+        <source>Questions in flight against a server (0: the settings)</source>
+        <translation>Questions en vol vers un serveur (0 : les paramètres)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/find_objects.py" line="66"/>
+        <source>Tiles per generate of a local model (0: the settings)</source>
+        <translation>Tuiles par génération d'un modèle local (0 : les paramètres)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/find_objects.py" line="73"/>
+        <source>Tile answers</source>
+        <translation>Réponses par tuile</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/find_objects.py" line="117"/>
+        <source>{0}: {1} tiles of {2}x{3} pixels</source>
+        <translation>{0} : {1} tuiles de {2}x{3} pixels</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/find_objects.py" line="120"/>
+        <source>{0} raster(s); {1} question(s) in flight, {2} tile(s) per call</source>
+        <translation>{0} raster(s) ; {1} question(s) en vol, {2} tuile(s) par appel</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/find_objects.py" line="140"/>
+        <source>{0}: {1} tiles of {2} answered ({3} resumed, {4} without data); {5} boxes, {6} after merging across tile borders</source>
+        <translation>{0} : {1} tuiles sur {2} répondues ({3} reprises, {4} sans données) ; {5} boîtes, {6} après fusion aux bordures des tuiles</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/find_objects.py" line="145"/>
+        <source>{0} tile answer(s) reached the maximum new tokens and were cut there (kept)</source>
+        <translation>{0} réponse(s) de tuile ont atteint le nombre maximal de nouveaux jetons et y ont été coupées (conservées)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/find_objects.py" line="179"/>
+        <source>detections</source>
+        <translation>détections</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/find_objects.py" line="179"/>
+        <source>tile answers</source>
+        <translation>réponses par tuile</translation>
     </message>
     <message>
         <location filename="../plugin/settings_dialog.py" line="24"/>
@@ -599,7 +659,32 @@
         <translation>Côté minimal de la vignette (pixels)</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="82"/>
+        <location filename="../plugin/settings_dialog.py" line="83"/>
+        <source>Find objects against a server: tile questions in flight at once (raise it towards what the server batches)</source>
+        <translation>Trouver des objets via un serveur : questions de tuile en vol à la fois (augmentez-le vers ce que le serveur regroupe)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/settings_dialog.py" line="85"/>
+        <source>Questions in flight (server)</source>
+        <translation>Questions en vol (serveur)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/settings_dialog.py" line="88"/>
+        <source>auto (from free memory)</source>
+        <translation>auto (selon la mémoire libre)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/settings_dialog.py" line="90"/>
+        <source>Find objects with a local model: tiles asked in one generate</source>
+        <translation>Trouver des objets avec un modèle local : tuiles demandées en une génération</translation>
+    </message>
+    <message>
+        <location filename="../plugin/settings_dialog.py" line="91"/>
+        <source>Tiles per generate (local)</source>
+        <translation>Tuiles par génération (local)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/settings_dialog.py" line="94"/>
         <source>Worker Python</source>
         <translation>Python du processus de calcul</translation>
     </message>
@@ -956,12 +1041,12 @@
         <translation>Interrogation du modèle...</translation>
     </message>
     <message>
-        <location filename="../plugin/worker_pool.py" line="34"/>
+        <location filename="../plugin/worker_pool.py" line="48"/>
         <source>The model environment is not set up ({0} does not exist): run Raster &gt; EarthGPT-X &gt; Backend setup..., or set the worker Python in the settings</source>
         <translation>L’environnement du modèle n’est pas installé ({0} n’existe pas) : lancez Raster &gt; EarthGPT-X &gt; Installation du moteur..., ou indiquez le Python du processus du modèle dans les réglages</translation>
     </message>
     <message>
-        <location filename="../plugin/worker_pool.py" line="42"/>
+        <location filename="../plugin/worker_pool.py" line="55"/>
         <source>Starting the model worker...</source>
         <translation>Démarrage du processus du modèle...</translation>
     </message>
@@ -972,6 +1057,22 @@
     <message>
         <source>Could not replace {file}: {error}</source>
         <translation type="vanished">Impossible de remplacer {file} : {error}</translation>
+    </message>
+    <message>
+        <source>Finds everything the phrase names (e.g. "ships") over the whole raster or an extent: the area is cut into overlapping tiles read at the chosen resolution, the model is asked for boxes on each tile, and boxes found twice across tile borders are merged. Boxes are 4-corner polygons in the raster's CRS.</source>
+        <translation type="vanished">Trouve tout ce que désigne l’expression (par ex. « navires ») sur le raster entier ou une emprise : la zone est découpée en tuiles qui se chevauchent, lues à la résolution choisie, le modèle donne des boîtes pour chaque tuile, et les boîtes trouvées deux fois de part et d’autre d’une limite de tuile sont fusionnées. Les boîtes sont des polygones à 4 sommets dans le SCR du raster.</translation>
+    </message>
+    <message>
+        <source>Resolution (raster CRS units per pixel; empty: full resolution)</source>
+        <translation type="vanished">Résolution (unités du SCR du raster par pixel ; vide : pleine résolution)</translation>
+    </message>
+    <message>
+        <source>{0} boxes found, {1} after merging across tile borders</source>
+        <translation type="vanished">{0} boîtes trouvées, {1} après fusion aux limites des tuiles</translation>
+    </message>
+    <message>
+        <source>{0} tiles of {1}x{2} pixels</source>
+        <translation type="vanished">{0} tuiles de {1}x{2} pixels</translation>
     </message>
 </context>
 </TS>

@@ -133,8 +133,13 @@ class EarthGPTXDock(QDockWidget):
         self.stop_button = QPushButton(tr("Stop"))
         self.stop_button.setEnabled(False)
         self.stop_button.clicked.connect(self.stop)
+        self.tiles_button = QPushButton(tr("Search in tiles..."))
+        self.tiles_button.setToolTip(tr("Find all ... over the whole raster (or the drawn prompts' extent) tile by "
+                                        "tile, written to a GeoPackage as it goes: opens Find objects"))
+        self.tiles_button.clicked.connect(self.search_in_tiles)
         row.addWidget(self.ask_button)
         row.addWidget(self.stop_button)
+        row.addWidget(self.tiles_button)
         lay.addLayout(row)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
@@ -203,6 +208,25 @@ class EarthGPTXDock(QDockWidget):
     def layer(self) -> Optional[QgsRasterLayer]:
         layer = self.layer_box.currentLayer()
         return layer if isinstance(layer, QgsRasterLayer) else None
+
+    def search_in_tiles(self):
+        """Open *Find objects* (Processing) for the chosen layer, the question as the phrase and the drawn
+        prompts' bounds (canvas CRS) as the extent; returns the dialog, or None without a layer."""
+        import processing
+
+        layer = self.layer()
+        if layer is None:
+            self.message(tr("Choose a raster layer first."), Qgis.MessageLevel.Warning)
+            return None
+        params = {"INPUT": [layer.id()], "PHRASE": self.question.toPlainText().strip()}
+        rect = QgsGeometry.unaryUnion([p.geometry for p in self.prompts]).boundingBox() if self.prompts else None
+        if rect is not None and rect.width() > 0 and rect.height() > 0:   # not a lone point
+            crs = self.prompts[0].crs
+            params["EXTENT"] = (f"{rect.xMinimum()!r},{rect.xMaximum()!r},{rect.yMinimum()!r},{rect.yMaximum()!r} "
+                                f"[{crs.authid()}]")
+        dialog = processing.createAlgorithmDialog("earthgptx:findobjects", params)
+        dialog.show()
+        return dialog
 
     # -- asking --------------------------------------------------------------------------------------
     def ask(self) -> None:

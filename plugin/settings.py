@@ -34,7 +34,9 @@ class PluginSettings:
     worker_python: interpreter of the worker's environment. auth_config: id of the endpoint's token in
     the QGIS authentication database (empty: no token). timeout: seconds a remote server may take to
     connect, to send the first piece of an answer and between two pieces. thinking: let a thinking model
-    think before it answers (its thoughts are kept apart)."""
+    think before it answers (its thoughts are kept apart). concurrency: tile questions a search keeps in
+    flight against a server; batch_size: tiles a local model is asked in one generate (0: as many as its
+    free memory holds)."""
 
     backend: str = "local"
     model: str = DEFAULT_MODEL
@@ -49,6 +51,8 @@ class PluginSettings:
     max_pixels: int = ChipSettings.max_pixels
     context: float = ChipSettings.context
     min_size: int = ChipSettings.min_size
+    concurrency: int = 4
+    batch_size: int = 1
     worker_python: str = ""
 
     @classmethod
@@ -77,6 +81,13 @@ class PluginSettings:
 
     def chip_settings(self) -> ChipSettings:
         return ChipSettings(context=self.context, max_pixels=self.max_pixels, min_size=self.min_size)
+
+    def find_options(self) -> dict:
+        """The worker's ``find`` fields for these settings: questions in flight (a server) or tiles per
+        generate (a local model; ``auto`` for 0)."""
+        if self.backend == "openai":
+            return {"concurrency": max(1, self.concurrency), "batch_size": 1}
+        return {"concurrency": 1, "batch_size": self.batch_size if self.batch_size > 0 else "auto"}
 
     def token(self) -> Optional[str]:
         """The endpoint's token from the QGIS authentication database (stored as a Basic password)."""

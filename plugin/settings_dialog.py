@@ -77,6 +77,18 @@ class SettingsDialog(QDialog):
         self.min_size.setRange(1, 16384)
         self.min_size.setValue(settings.min_size)
         form.addRow(tr("Smallest chip side (pixels)"), self.min_size)
+        self.concurrency = QSpinBox()
+        self.concurrency.setRange(1, 256)
+        self.concurrency.setValue(settings.concurrency)
+        self.concurrency.setToolTip(tr("Find objects against a server: tile questions in flight at once (raise it "
+                                       "towards what the server batches)"))
+        form.addRow(tr("Questions in flight (server)"), self.concurrency)
+        self.batch_size = QSpinBox()
+        self.batch_size.setRange(0, 64)
+        self.batch_size.setSpecialValueText(tr("auto (from free memory)"))
+        self.batch_size.setValue(settings.batch_size)
+        self.batch_size.setToolTip(tr("Find objects with a local model: tiles asked in one generate"))
+        form.addRow(tr("Tiles per generate (local)"), self.batch_size)
         self.worker_python = QgsFileWidget()
         self.worker_python.setFilePath(settings.worker_python)
         form.addRow(tr("Worker Python"), self.worker_python)
@@ -92,4 +104,5 @@ class SettingsDialog(QDialog):
                               thinking=self.thinking.isChecked(), device=self.device.currentText(),
                               quantization=self.quantization.currentText(), max_new_tokens=self.max_new_tokens.value(),
                               max_pixels=self.max_pixels.value(), context=self.context.value(),
-                              min_size=self.min_size.value(), worker_python=self.worker_python.filePath())
+                              min_size=self.min_size.value(), concurrency=self.concurrency.value(),
+                              batch_size=self.batch_size.value(), worker_python=self.worker_python.filePath())

@@ -1,5 +1,5 @@
 """The ``find`` command: ``python -m model_backend find RASTER... "phrase" [--extent MINX MINY MAXX MAXY
-[--extent-crs AUTH:CODE]] [--resolution METRES] [--tile PX] [--overlap F] [--concurrency N] [--batch-size K]
+[--extent-crs AUTH:CODE]] [--resolution METRES] [--tile PX] [--overlap F] [--concurrency N] [--batch-size K|auto]
 [--resume] [engine options] --out FILE.gpkg|FILE.shp``: tiled grounding over whole rasters (or an extent), several
 rasters (or ``@LIST``) into one output."""
 
@@ -8,11 +8,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections import Counter
 from typing import List, Sequence
 
 from ..core.errors import InvalidArgumentError
-from ..core.interface import Task, check_max_new_tokens, check_question
 from ..core.normalise import Modality
 from ..core.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, MAX_OVERLAP, MIN_TILE
 from ..geo.crs import parse_crs
@@ -41,9 +39,9 @@ def add_parser(sub) -> None:
     find.add_argument("--concurrency", type=int, metavar="N",
                       help="tile questions in flight at once (default 4 with --backend openai, 1 locally: a local "
                            "model answers one at a time)")
-    find.add_argument("--batch-size", type=int, default=1, metavar="K",
+    find.add_argument("--batch-size", type=_batch_size, default=1, metavar="K",
                       help="a local model: tiles asked in one generate (left-padded; greedy, so the answers are "
-                           "those of one at a time; default 1)")
+                           "those of one at a time), or auto: as many as the free memory holds (default 1)")
     find.add_argument("--resume", action="store_true",
                       help="a .gpkg output: ask only the tiles an earlier run of the same search did not answer")
     find.add_argument("--max-new-tokens", type=int, default=512, help="generation budget per tile (default 512)")
@@ -54,29 +52,23 @@ def run(args: argparse.Namespace) -> dict:
     """Check everything that can be checked (phrase, output, rasters, extent, tiling) before loading a
     model, then search each raster in turn into the one output; progress on stderr, the summary (one
     raster's, or a list of them) returned for stdout."""
-    from ..geo.raster import RasterSource
-    from ..geo.outputs import check_output
-    from ..jobs.find import MAX_BATCH, MAX_CONCURRENCY, find_objects, plan_find_tiles
+    from ..jobs.find import AUTO, MAX_BATCH, MAX_CONCURRENCY, find_objects, plan_search
 
-    check_question(Task.GROUNDING, args.phrase, 0)
-    check_max_new_tokens(args.max_new_tokens)
-    check_output(args.out)
-    if args.resume and not args.out.lower().endswith(".gpkg"):
-        raise InvalidArgumentError("--resume needs the GeoPackage output (.gpkg) the search wrote to")
     if args.extent_crs and not args.extent:
         raise InvalidArgumentError("--extent-crs goes with --extent")
+    if args.resume and not args.out.lower().endswith(".gpkg"):
+        raise InvalidArgumentError("--resume needs the GeoPackage output (.gpkg) the search wrote to")
     extent_crs = parse_crs(args.extent_crs) if args.extent_crs else None
     rasters = raster_list(args.rasters)
-    for raster in rasters:
-        with RasterSource(raster) as source:
-            grid, _ = plan_find_tiles(source, args.resolution, args.extent, extent_crs, args.tile, args.overlap)
+    for raster, grid in plan_search(rasters, args.phrase, args.out, args.resume, args.resolution, args.extent,
+                                    extent_crs, args.tile, args.overlap, args.max_new_tokens):
         print(f"{os.path.basename(raster)}: {len(grid)} tile(s) of {grid.out_width}x{grid.out_height} chip pixels "
               f"({grid.window_width}x{grid.window_height} raster pixels each).", file=sys.stderr, flush=True)
     concurrency = args.concurrency if args.concurrency is not None else 4 if args.backend == "openai" else 1
     if not 1 <= concurrency <= MAX_CONCURRENCY:
         raise InvalidArgumentError(f"--concurrency must be 1..{MAX_CONCURRENCY}, got {concurrency}")
-    if not 1 <= args.batch_size <= MAX_BATCH:
-        raise InvalidArgumentError(f"--batch-size must be 1..{MAX_BATCH}, got {args.batch_size}")
+    if args.batch_size != AUTO and not 1 <= args.batch_size <= MAX_BATCH:
+        raise InvalidArgumentError(f"--batch-size must be 1..{MAX_BATCH} or auto, got {args.batch_size}")
     engines = engines_from_args(args)
     summaries = []
     try:
@@ -97,6 +89,16 @@ def run(args: argparse.Namespace) -> dict:
     return {"phrase": args.phrase, "rasters": summaries,
             "interrupted": any(s["interrupted"] for s in summaries),
             "files": sorted({f for s in summaries for f in s["files"]})}
+
+
+def _batch_size(text: str):
+    """``--batch-size``: ``auto`` or a whole number."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number or auto, got {text!r}") from None
 
 
 def raster_list(items: Sequence[str]) -> List[str]:
@@ -121,30 +123,16 @@ def raster_list(items: Sequence[str]) -> List[str]:
 
 def _summary(raster: str, args: argparse.Namespace, result, concurrency: int) -> dict:
     """What the search of one raster did (said on stderr too)."""
-    files = result.report.files if result.report else []
-    if result.report and result.report.escaped_fields:
-        print(f"NUL characters or lone surrogates in {', '.join(result.report.escaped_fields)} were written as "
+    summary = result.summary()
+    if summary["escaped_fields"]:
+        print(f"NUL characters or lone surrogates in {', '.join(summary['escaped_fields'])} were written as "
               "\\uXXXX.", file=sys.stderr)
     say_unfinished((a.properties.get("finish_reason") for a in result.record.answers), args.max_new_tokens,
                    result.cut_regions)
+    if args.batch_size == "auto":
+        print(f"--batch-size auto: {result.batch_size} tile(s) per generate.", file=sys.stderr)
     if result.interrupted:
         print(f"Interrupted after {result.tiles_done} of {result.tiles_total} tile(s).", file=sys.stderr)
-    print(f"Wrote {len(result.record.answers)} tile answer(s) and {len(result.detections)} detection(s) "
-          f"(merged from {result.candidates}) to {', '.join(files) or 'nothing'}.", file=sys.stderr)
-    return {
-        "raster": raster,
-        "phrase": args.phrase,
-        "tiles": {"total": result.tiles_total, "done": result.tiles_done, "skipped_nodata": result.tiles_skipped},
-        "candidates": result.candidates,
-        "detections": len(result.detections),
-        "labels": dict(Counter(d.label for d in result.detections)),
-        "ground_resolution_m": list(result.ground_resolution) if result.ground_resolution else None,
-        "cancelled": result.cancelled,
-        "interrupted": result.interrupted,
-        "concurrency": concurrency,
-        "batch_size": args.batch_size,
-        "resumed_tiles": result.resumed,
-        "cut_regions": result.cut_regions,
-        "timings": {k: round(v, 4) for k, v in result.timings.items()},
-        "files": files,
-    }
+    print(f"Wrote {summary['answers']} tile answer(s) and {summary['detections']} detection(s) "
+          f"(merged from {result.candidates}) to {', '.join(summary['files']) or 'nothing'}.", file=sys.stderr)
+    return {"raster": raster, "phrase": args.phrase, **summary, "concurrency": concurrency}

@@ -25,6 +25,7 @@ import math
 import os
 import threading
 import time
+from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Callable, ContextManager, Dict, Iterator, List, Optional, Sequence, Tuple, Union
@@ -37,7 +38,7 @@ from shapely.geometry.base import BaseGeometry
 from ..core.chip import Chip
 from ..core.encoding import box_corners
 from ..core.errors import AllNodataError, EarthGPTXError, InvalidArgumentError
-from ..core.interface import Answer, AskRequest, Region, Task, check_question
+from ..core.interface import Answer, AskRequest, Region, Task, check_max_new_tokens, check_question
 from ..core.normalise import Modality
 from ..core.prompts import VisualPrompt
 from ..core.schema import new_id, utc_now
@@ -53,6 +54,8 @@ Bounds = Tuple[float, float, float, float]
 #: the most tile questions in flight at once, and the most tiles in one batched call
 MAX_CONCURRENCY = 256
 MAX_BATCH = 64
+#: the batch size that asks each engine for what its free memory holds
+AUTO = "auto"
 #: ``on_progress(tiles_done, tiles_total, message)``
 ProgressCallback = Callable[[int, int, str], None]
 
@@ -88,7 +91,8 @@ class FindResult:
     are in flight), ``nms_s`` (merging), ``other_s`` (planning, mapping, writing), ``total_s``.
     interrupted: stopped by Ctrl-C (``cancelled`` too); what was done before is in the output all the
     same. cut_regions: regions past the cap of one tile's answer (``MAX_REGIONS``), summed over the tiles.
-    resumed: tiles an earlier run had answered (not asked again). ``record`` holds this run's answers.
+    resumed: tiles an earlier run had answered (not asked again). batch_size: tiles asked per call
+    (``"auto"`` resolved). ``record`` holds this run's answers.
     """
 
     detections: List[Detection]
@@ -104,6 +108,27 @@ class FindResult:
     interrupted: bool = False
     cut_regions: int = 0
     resumed: int = 0
+    batch_size: int = 1
+
+    def summary(self) -> Dict[str, object]:
+        """What the search did, as JSON-ready values (the CLI's summary and the worker's ``found``)."""
+        return {
+            "tiles": {"total": self.tiles_total, "done": self.tiles_done, "skipped_nodata": self.tiles_skipped},
+            "answers": len(self.record.answers),
+            "candidates": self.candidates,
+            "detections": len(self.detections),
+            "labels": dict(Counter(d.label for d in self.detections)),
+            "finish_reasons": dict(Counter(str(a.properties.get("finish_reason")) for a in self.record.answers)),
+            "ground_resolution_m": list(self.ground_resolution) if self.ground_resolution else None,
+            "cancelled": self.cancelled,
+            "interrupted": self.interrupted,
+            "resumed_tiles": self.resumed,
+            "batch_size": self.batch_size,
+            "cut_regions": self.cut_regions,
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+            "files": self.report.files if self.report else [],
+            "escaped_fields": self.report.escaped_fields if self.report else [],
+        }
 
 
 def plan_find_tiles(source: RasterSource, resolution: Optional[float] = None, extent: Optional[Bounds] = None,
@@ -126,6 +151,27 @@ def plan_find_tiles(source: RasterSource, resolution: Optional[float] = None, ex
     grid = plan_tiles(*source.view_size, view_extent, tile, overlap, scale, source.overviews)
     ground = None if pixel_m is None else (pixel_m[0] * grid.scale[0], pixel_m[1] * grid.scale[1])
     return grid, ground
+
+
+def plan_search(rasters: Sequence[str], phrase: str, out: Optional[str] = None, resume: bool = False,
+                resolution: Optional[float] = None, extent: Optional[Bounds] = None,
+                extent_crs: Optional[CRS] = None, tile: int = DEFAULT_TILE, overlap: float = DEFAULT_OVERLAP,
+                max_new_tokens: int = 512) -> List[Tuple[str, TileGrid]]:
+    """Everything a search of ``rasters`` can be refused for, checked before a model loads (phrase,
+    budget, output, resume, each raster, extent and tiling); returns each raster's tile grid."""
+    check_question(Task.GROUNDING, phrase, 0)
+    check_max_new_tokens(max_new_tokens)
+    if resume and not (out or "").lower().endswith(".gpkg"):
+        raise InvalidArgumentError("resuming a search needs the GeoPackage output (.gpkg) it wrote to")
+    if out is not None:
+        check_output(out)
+    if not rasters:
+        raise InvalidArgumentError("no raster to search")
+    grids = []
+    for raster in rasters:
+        with RasterSource(raster) as source:
+            grids.append((raster, plan_find_tiles(source, resolution, extent, extent_crs, tile, overlap)[0]))
+    return grids
 
 
 class EnginePool:
@@ -161,6 +207,14 @@ class EnginePool:
                 self._free.notify_all()
 
 
+def auto_batch_size(engines: Sequence[Engine], grid: TileGrid, max_new_tokens: int) -> int:
+    """Tiles per call for ``grid``'s tiles: the fewest that an engine taking batches says its free
+    memory holds (``batch_size_for``), 1 when none takes batches."""
+    sizes = [e.batch_size_for(grid.out_width, grid.out_height, max_new_tokens) for e in engines
+             if hasattr(e, "batch_size_for")]
+    return min(sizes) if sizes else 1
+
+
 def find_objects(raster: str, phrase: str, engine: Union[Engine, Sequence[Engine]],
                  resolution: Optional[float] = None, extent: Optional[Bounds] = None,
                  extent_crs: Optional[CRS] = None, tile: int = DEFAULT_TILE, overlap: float = DEFAULT_OVERLAP,
@@ -168,7 +222,7 @@ def find_objects(raster: str, phrase: str, engine: Union[Engine, Sequence[Engine
                  bands: Optional[Sequence[int]] = None, max_new_tokens: int = 512, out: Optional[str] = None,
                  on_progress: ProgressCallback = lambda done, total, message: None,
                  cancel: Optional[threading.Event] = None, concurrency: int = 1, resume: bool = False,
-                 batch_size: int = 1) -> FindResult:
+                 batch_size: Union[int, str] = 1) -> FindResult:
     """Find ``phrase`` over ``raster`` (whole, or ``extent`` in ``extent_crs``) tile by tile with
     ``engine`` (or several: each tile goes to the least busy), merge the detections of overlapping
     tiles, and append them to ``out`` when given.
@@ -178,7 +232,8 @@ def find_objects(raster: str, phrase: str, engine: Union[Engine, Sequence[Engine
     questions in flight at once (engines that answer one at a time take one each; at most
     ``concurrency`` + 2 chips are in memory); ``batch_size``: tiles asked in one call of an engine
     that takes batches (a local model: one ``generate`` over them; then ``concurrency`` x
-    ``batch_size`` + 2 chips are in memory). Setting ``cancel`` stops the questions in flight (their
+    ``batch_size`` + 2 chips are in memory; ``"auto"``: as many as the free memory holds, see
+    ``auto_batch_size``). Setting ``cancel`` stops the questions in flight (their
     answers are dropped); what was done is kept and written. A tile whose question fails ends the
     search the same way, then its error is raised, saying what was written.
 
@@ -190,11 +245,13 @@ def find_objects(raster: str, phrase: str, engine: Union[Engine, Sequence[Engine
     """
     t_start = time.perf_counter()
     check_question(Task.GROUNDING, phrase, 0)
+    check_max_new_tokens(max_new_tokens)
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= MAX_CONCURRENCY:
         raise InvalidArgumentError(f"the concurrency must be 1..{MAX_CONCURRENCY} questions in flight, "
                                    f"got {concurrency!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_BATCH:
-        raise InvalidArgumentError(f"the batch size must be 1..{MAX_BATCH} tiles, got {batch_size!r}")
+    if batch_size != AUTO and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                               or not 1 <= batch_size <= MAX_BATCH):
+        raise InvalidArgumentError(f"the batch size must be 1..{MAX_BATCH} tiles or {AUTO!r}, got {batch_size!r}")
     stream_out = out is not None and out.lower().endswith(".gpkg")
     if resume and not stream_out:
         raise InvalidArgumentError("resuming a search needs the GeoPackage output (.gpkg) it wrote to")
@@ -212,6 +269,8 @@ def find_objects(raster: str, phrase: str, engine: Union[Engine, Sequence[Engine
     with contextlib.ExitStack() as stack, RasterSource(raster) as source:
         grid, ground = plan_find_tiles(source, resolution, extent, extent_crs, tile, overlap)
         stack.enter_context(_block_cache(raster, grid))
+        if batch_size == AUTO:
+            batch_size = auto_batch_size(pool.engines, grid, max_new_tokens)
         record = QuestionRecord(crs=source.crs)
         earlier = _earlier_run(out, raster, phrase, grid, source) if resume else None
         question_id = earlier.question_id if earlier else new_id()
@@ -336,7 +395,7 @@ def find_objects(raster: str, phrase: str, engine: Union[Engine, Sequence[Engine
     timings = {"read_s": read_s, "model_s": model_s, "nms_s": nms_s,
                "other_s": total_s - read_s - model_s - nms_s, "total_s": total_s}
     return FindResult(detections, len(candidates), total, done, skipped, ground, cancelled, record, report, timings,
-                      interrupted, cut, total - len(todo))
+                      interrupted, cut, total - len(todo), batch_size)
 
 
 def _forward(source: threading.Event, target: threading.Event) -> Callable[[], None]:

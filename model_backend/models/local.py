@@ -7,6 +7,7 @@ written as coordinates in the family's convention (``model_backend.models.prompt
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 import time
 from typing import Dict, List, Optional, Sequence
@@ -20,9 +21,13 @@ from ..core.encoding import Convention, CoordinateFrame, pad_to_aspect
 from ..core.errors import InsufficientMemoryError
 from ..core.interface import Answer, AnswerMeta, AskRequest
 from .engine import Engine, TextCallback, finish_answer
-from .loading import LoadPlan, LoadPolicy, StatusCallback, load_model, plan_load, resolve_source
+from .loading import LoadPlan, LoadPolicy, StatusCallback, free_bytes, load_model, plan_load, resolve_source
 from .prompting import build_prompt
 from .thinking import ThinkingStream, prompt_opens_thinking
+
+
+#: the most tiles ``batch_size_for`` puts in one ``generate`` (more adds latency, little throughput)
+AUTO_BATCH_MAX = 16
 
 
 class LocalEngine(Engine):
@@ -109,6 +114,44 @@ class LocalEngine(Engine):
             if (gw * patch, gh * patch) != (frame.resized_width, frame.resized_height):
                 raise RuntimeError(f"processor resized the chip to {gw * patch}x{gh * patch}, "
                                    f"expected {frame.resized_width}x{frame.resized_height}")
+
+    def batch_size_for(self, width: int, height: int, max_new_tokens: int, free: Optional[int] = None,
+                       most: int = AUTO_BATCH_MAX) -> int:
+        """Tiles of ``width`` x ``height`` chip pixels that one ``generate`` can take in ``free`` bytes
+        (default: the device's free memory now, the model already loaded), keeping a fifth spare: 1
+        to ``most``. The native EarthGPT-X answers one tile at a time (1)."""
+        if self.family.name == "earthgptx":
+            return 1
+        free = free_bytes(self.plan.device) if free is None else free
+        return max(1, min(most, int(0.8 * free // self.tile_bytes(width, height, max_new_tokens))))
+
+    def tile_bytes(self, width: int, height: int, max_new_tokens: int) -> int:
+        """A generous estimate of the memory one more tile adds to a batch, in bytes: the key/value
+        cache of its tokens (image, about 256 of prompt, ``max_new_tokens``) in the full-attention
+        layers, the fixed state of the linear-attention layers, the vision tower's activations (24
+        hidden vectors per patch) and the language model's prefill (12 per token), and its logits."""
+        config = self.model.config
+        text = getattr(config, "text_config", config)
+        vision = getattr(config, "vision_config", None)
+        size = 4 if self.plan.quantization == "fp32" else 2
+        ip = getattr(self.processor, "image_processor", None)
+        patch = int(getattr(ip, "patch_size", None) or getattr(vision, "patch_size", 14) or 14)
+        merge = int(getattr(ip, "merge_size", None) or getattr(vision, "spatial_merge_size", 2) or 2)
+        if self.family.convention is Convention.RESIZED_PIXELS:
+            width, height = self._resized_size(width, height)
+        patches = math.ceil(width / patch) * math.ceil(height / patch)
+        tokens = patches // (merge * merge) + 256 + int(max_new_tokens)
+        layers = int(text.num_hidden_layers)
+        types = list(getattr(text, "layer_types", None) or [])
+        full = sum(t == "full_attention" for t in types) if types else layers
+        heads = int(getattr(text, "num_key_value_heads", None) or text.num_attention_heads)
+        head_dim = int(getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads)
+        kv = 2 * full * heads * head_dim * size * tokens
+        linear = (layers - full) * int(getattr(text, "linear_num_value_heads", 0) or 0) * \
+            int(getattr(text, "linear_key_head_dim", 0) or 0) * int(getattr(text, "linear_value_head_dim", 0) or 0) * 4
+        vision_hidden = int(getattr(vision, "hidden_size", 0) or 0)
+        activations = 24 * patches * vision_hidden * size + 12 * tokens * int(text.hidden_size) * size
+        return int(kv + linear + activations + 4 * int(text.vocab_size))
 
     def ask_batch(self, requests: Sequence[AskRequest], cancel: Optional[threading.Event] = None) -> List[Answer]:
         """Answers to ``requests`` from one ``generate`` over all of them (left padding; greedy, so each

@@ -24,20 +24,23 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
-from ..core.errors import (EarthGPTXError, InsufficientMemoryError, InvalidArgumentError, InvalidPromptError,
-                           ModelNotFoundError, WorkerError)
+from ..core import errors
+from ..core.errors import EarthGPTXError, InvalidArgumentError, WorkerError
 from ..core.interface import Answer, AskRequest, prompts_to_dicts
 from . import PROTOCOL_VERSION
 
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-_FINAL = {"hello": {"hello"}, "load": {"loaded"}, "ask": {"answer"}, "cancel": {"ok"}, "status": {"status"},
+_FINAL = {"hello": {"hello"}, "load": {"loaded"}, "ask": {"answer"}, "find": {"found"},
+          "plan_find": {"planned"}, "cancel": {"ok"}, "status": {"status"},
           "shutdown": {"bye"}}
 LOAD_TIMEOUT_S = 3600.0
 ASK_TIMEOUT_S = 1800.0
+FIND_TIMEOUT_S = 7 * 24 * 3600.0
 CHIPS_PREFIX = "earthgptx-chips-"
 _POLL_S = 0.5
-_ERRORS = {cls.__name__: cls for cls in (InvalidArgumentError, InvalidPromptError, ModelNotFoundError,
-                                         InsufficientMemoryError)}
+#: the worker's error classes the caller gets back as such (the others as ``EarthGPTXError``)
+_ERRORS = {cls.__name__: cls for cls in vars(errors).values()
+           if isinstance(cls, type) and issubclass(cls, EarthGPTXError) and cls is not WorkerError}
 
 
 class WorkerClient:
@@ -176,6 +179,38 @@ class WorkerClient:
             if os.path.exists(chip):
                 os.remove(chip)
         return Answer.from_dict(reply["answer"])
+
+    def find(self, rasters: List[str], phrase: str, on_progress: Optional[Callable[[Dict[str, Any]], None]] = None,
+             cancel: Optional[threading.Event] = None, timeout: float = FIND_TIMEOUT_S,
+             **fields: Any) -> List[Dict[str, Any]]:
+        """A tiled search of ``rasters`` (paths the worker reads) for ``phrase``, by the worker with its
+        model (fields of PROTOCOL.md's ``find``: ``out``, ``extent``, ``concurrency``, ``resume``, ...);
+        ``on_progress`` gets each ``progress`` event (``raster``, ``done``, ``total``, ``message``);
+        setting ``cancel`` stops it after the tiles in flight. Returns one summary per raster searched."""
+        if not self.alive:
+            raise WorkerError("the worker is not running; restart it")
+        rid = next(self._ids)
+        message = {"type": "find", "id": rid, "rasters": list(rasters), "phrase": phrase, **fields}
+        watcher_stop = threading.Event()
+        if cancel is not None:
+            threading.Thread(target=self._watch_cancel, args=(cancel, watcher_stop, rid), daemon=True).start()
+        try:
+            reply = self._request(message, timeout=timeout,
+                                  on_event=lambda m: on_progress and m["type"] == "progress" and on_progress(m))
+        except WorkerError:
+            if self.alive:
+                self._send({"type": "cancel", "id": f"cancel-{rid}", "target": rid})
+            raise
+        finally:
+            watcher_stop.set()
+        return reply["searches"]
+
+    def plan_find(self, rasters: List[str], phrase: str, timeout: float = 600.0, **fields: Any) -> List[Dict[str, Any]]:
+        """The checks of ``find`` with the same arguments, made by the worker with no model loaded: each
+        raster's ``tiles``, ``tile_width`` and ``tile_height``, or the error a search would end with."""
+        reply = self._request({"type": "plan_find", "rasters": list(rasters), "phrase": phrase, **fields},
+                              timeout=timeout)
+        return reply["rasters"]
 
     def cancel(self, target: Any) -> None:
         self._request({"type": "cancel", "target": target}, timeout=10)

@@ -1,4 +1,4 @@
-"""The worker's side of PROTOCOL.md: reads requests on stdin, runs load/ask in one job thread,
+"""The worker's side of PROTOCOL.md: reads requests on stdin, runs load/ask/find in one job thread,
 writes replies, token events and heartbeats on stdout."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 from .. import __version__
 from ..core.errors import EarthGPTXError, InvalidArgumentError
 from ..core.interface import AskRequest, history_from_dicts, prompts_from_dicts
+from ..core.tiling import DEFAULT_OVERLAP, DEFAULT_TILE
 from ..models.engine import Engine
 from . import PROTOCOL_VERSION
 
@@ -67,7 +68,7 @@ class Worker:
             self._cancel.set()
             self.send({"type": "bye", "id": rid})
             return False
-        elif kind in ("load", "ask"):
+        elif kind in ("load", "ask", "find", "plan_find"):
             self._start_job(rid, kind, request)
         else:
             self.error(rid, "BadRequest", f"unknown request type {kind!r}")
@@ -77,12 +78,14 @@ class Worker:
         if self._thread is not None and self._thread.is_alive():
             self.error(rid, "Busy", f"the worker is busy with request {self.job!r}; cancel it or wait")
             return
-        if kind == "ask" and self.engine is None:
+        if kind in ("ask", "find") and self.engine is None:
             self.error(rid, "NoModelLoaded", "no model is loaded; send load first")
             return
         self.job, self.state = rid, ("loading" if kind == "load" else "busy")
         self._cancel.clear()
-        run: Callable[[Any, Dict[str, Any]], Dict[str, Any]] = self._load if kind == "load" else self._ask
+        run: Callable[[Any, Dict[str, Any]], Dict[str, Any]] = {"load": self._load, "ask": self._ask,
+                                                                 "find": self._find,
+                                                                 "plan_find": self._plan_find}[kind]
         self._thread = threading.Thread(target=self._run_job, args=(run, rid, request), daemon=True)
         self._thread.start()
 
@@ -141,9 +144,58 @@ class Worker:
                                  on_reasoning=lambda t: self.send({"type": "reasoning", "id": rid, "text": t}))
         return {"type": "answer", "id": rid, "answer": answer.to_dict()}
 
+    def _plan_find(self, rid, request: Dict[str, Any]) -> Dict[str, Any]:
+        """The checks of a ``find`` (no model needed): each raster's tile count, or the error."""
+        from ..jobs.find import plan_search
+
+        rasters, search = _search_fields(request)
+        grids = plan_search(rasters, search["phrase"], search["out"], search["resume"], search["resolution"],
+                            search["extent"], search["extent_crs"], search["tile"], search["overlap"],
+                            search["max_new_tokens"])
+        return {"type": "planned", "id": rid, "rasters": [
+            {"raster": raster, "tiles": len(grid), "tile_width": grid.out_width, "tile_height": grid.out_height}
+            for raster, grid in grids]}
+
+    def _find(self, rid, request: Dict[str, Any]) -> Dict[str, Any]:
+        """A tiled search (``jobs.find``) of each raster in turn into one output, with the loaded engine;
+        ``progress`` events carry ``done``, ``total`` (tiles of the raster searched) and ``raster``."""
+        from ..jobs.find import find_objects
+
+        rasters, search = _search_fields(request)
+        summaries = []
+        for raster in rasters:
+            def progress(done: int, total: int, message: str, raster: str = raster) -> None:
+                self.send({"type": "progress", "id": rid, "raster": raster, "done": done, "total": total,
+                           "message": message})
+
+            result = find_objects(raster, engine=self.engine, on_progress=progress, cancel=self._cancel, **search)
+            summaries.append({"raster": raster, **result.summary()})
+            if result.cancelled:
+                break
+        return {"type": "found", "id": rid, "searches": summaries}
+
     def heartbeat(self, period: float, stop: threading.Event) -> None:
         while not stop.wait(period):
             self.send({"type": "heartbeat", "time": time.time(), "state": self.state, "job": self.job})
+
+
+def _search_fields(request: Dict[str, Any]):
+    """(rasters, keyword arguments of ``find_objects``) from a ``find`` or ``plan_find`` request."""
+    from ..core.normalise import Modality
+    from ..geo.crs import parse_crs
+
+    rasters = request.get("rasters")
+    if not isinstance(rasters, list) or not rasters or not all(isinstance(r, str) for r in rasters):
+        raise InvalidArgumentError("a search needs rasters: a list of raster paths")
+    extent = request.get("extent")
+    return rasters, {
+        "phrase": str(request.get("phrase", "")), "out": request.get("out"), "resume": request.get("resume") is True,
+        "resolution": request.get("resolution"), "extent": tuple(extent) if extent else None,
+        "extent_crs": parse_crs(request["extent_crs"]) if request.get("extent_crs") else None,
+        "tile": request.get("tile", DEFAULT_TILE), "overlap": request.get("overlap", DEFAULT_OVERLAP),
+        "modality": Modality(request["modality"]) if request.get("modality") else None,
+        "bands": request.get("bands"), "max_new_tokens": request.get("max_new_tokens", 512),
+        "concurrency": request.get("concurrency", 1), "batch_size": request.get("batch_size", 1)}
 
 
 def main(argv=None) -> int:

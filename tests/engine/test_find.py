@@ -481,11 +481,18 @@ def test_a_local_model_asked_tiles_in_batches_answers_as_one_at_a_time(tmp_path)
 
     tiny = build_tiny_model(str(tmp_path / "tiny"), "qwen3_vl")
     texts = {}
-    for batch in (1, 4):
+    for batch in (1, 4, "auto"):
         out = str(tmp_path / f"b{batch}.gpkg")
         r = run("find", RASTERS["utm_landsat"], "ships", "--tile", "320", "--model", tiny, "--device", "cpu",
                 "--quantization", "fp32", "--max-new-tokens", "8", "--batch-size", str(batch), "--out", out)
         assert r.returncode == 0, r.stderr
-        assert json.loads(r.stdout)["batch_size"] == batch
+        chosen = json.loads(r.stdout)["batch_size"]
+        if batch == "auto":  # a tiny model in gigabytes of free RAM: the cap
+            assert chosen == 16 and "--batch-size auto: 16 tile(s) per generate" in r.stderr
+        else:
+            assert chosen == batch
         texts[batch] = {g.wkt: p["answer"] for g, p in layer(out, "answers")}
-    assert len(texts[1]) > 4 and texts[4] == texts[1]
+    assert len(texts[1]) > 4 and texts[4] == texts[1] and texts["auto"] == texts[1]
+    r = run("find", RASTERS["utm_landsat"], "ships", "--model", tiny, "--batch-size", "many", "--out",
+            str(tmp_path / "x.gpkg"))
+    assert r.returncode == 2 and "expected a whole number or auto" in r.stderr and not (tmp_path / "x.gpkg").exists()

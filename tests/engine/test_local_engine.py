@@ -71,6 +71,42 @@ def test_image_tokens_and_coordinate_frame_match_the_processor(engine):
     assert frame.format_prompt(req.prompts[0]) in text  # the prompt is written as coordinates too
 
 
+def _tensors(value, depth=0):
+    """Every tensor held by ``value`` (a transformers cache object and its lists, dicts and layers)."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif depth < 4 and isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _tensors(v, depth + 1)
+    elif depth < 4 and isinstance(value, dict):
+        for v in value.values():
+            yield from _tensors(v, depth + 1)
+    elif depth < 4 and hasattr(value, "__dict__") and not isinstance(value, type):
+        for v in vars(value).values():
+            yield from _tensors(v, depth + 1)
+
+
+def test_a_tile_is_estimated_at_least_at_what_its_cache_and_logits_hold(engine):
+    """``tile_bytes`` (what ``--batch-size auto`` divides the free memory by) covers the real cache a
+    prompt leaves after its prefill, and grows with the tile and the generation budget."""
+    import torch
+
+    inputs, _, _ = engine.encode(AskRequest(chip(300, 400), "Find all ships."))
+    with torch.inference_mode():
+        out = engine.model(**inputs, use_cache=True)
+    held = {id(t): t.numel() * t.element_size() for t in _tensors(out.past_key_values)}
+    assert sum(held.values()) > 0
+    assert engine.tile_bytes(400, 300, 0) >= sum(held.values()) + out.logits[0, -1].numel() * 4
+    assert engine.tile_bytes(400, 300, 100) > engine.tile_bytes(400, 300, 0)
+    assert engine.tile_bytes(800, 600, 0) > engine.tile_bytes(400, 300, 0)
+    one = engine.tile_bytes(512, 512, 64)
+    assert engine.batch_size_for(512, 512, 64, free=int(one * 5 / 0.8)) == 5
+    assert engine.batch_size_for(512, 512, 64, free=one // 2) == 1
+    assert engine.batch_size_for(512, 512, 64, free=one * 1000) == 16
+
+
 def test_cancel_stops_generation(engine):
     cancel = threading.Event()
     pieces = []

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from model_backend.core.errors import InvalidArgumentError, ModelNotFoundError, WorkerError
+from model_backend.core.errors import InvalidArgumentError, ModelNotFoundError, PromptOutsideRasterError, WorkerError
 from model_backend.core.interface import AskRequest, Task
 from model_backend.core.prompts import VisualPrompt
 from model_backend.testing.tiny_model import build_tiny_model
@@ -253,3 +253,36 @@ def test_a_start_that_fails_leaves_no_worker_running_and_odd_temp_names_are_igno
         client.kill()
         for folder in odd:
             os.rmdir(folder)
+
+
+def test_a_search_is_planned_without_a_model_then_run_and_cancelled_by_the_worker(worker, tiny, tmp_path):
+    """``plan_find`` checks a search with no model loaded; ``find`` runs it with progress events, and a
+    cancel stops it after the tiles in flight, the tiles answered kept in the GeoPackage."""
+    import fiona
+
+    from conftest import RASTERS
+
+    out = str(tmp_path / "found.gpkg")
+    raster = RASTERS["utm_landsat"]
+    (planned,) = worker.plan_find([raster], "ships", out=out, tile=256, overlap=0.1)
+    assert planned["tiles"] == 16 and (planned["tile_width"], planned["tile_height"]) == (256, 256)
+    with pytest.raises(PromptOutsideRasterError, match="the extent lies outside the raster"):
+        worker.plan_find([raster], "ships", extent=[0, 0, 1, 1], extent_crs="EPSG:4326")
+    with pytest.raises(Exception, match="no model is loaded"):
+        worker.find([raster], "ships", out=out)
+    assert not os.path.exists(out)
+    load(worker, tiny)
+    events, cancel = [], threading.Event()
+
+    def on_progress(event):
+        events.append(event)
+        if event["done"] == 3:
+            cancel.set()
+
+    (search,) = worker.find([raster], "ships", on_progress=on_progress, cancel=cancel, out=out, tile=256,
+                            overlap=0.1, max_new_tokens=4, timeout=300)
+    assert search["cancelled"] and 3 <= search["tiles"]["done"] < 16
+    assert all(e["raster"] == raster and e["total"] == 16 for e in events)
+    with fiona.open(out, layer="answers") as src:
+        assert len(src) == search["answers"] == search["tiles"]["done"] - search["tiles"]["skipped_nodata"]
+    assert worker.status()["state"] == "idle"

@@ -408,3 +408,51 @@ def test_a_tiny_local_qwen3_5_answers_through_the_dock_and_keeps_its_thoughts_ap
         dock.shutdown()
         dock.deleteLater()
     QgsProject.instance().removeAllMapLayers()
+
+
+def test_search_in_tiles_opens_find_objects_with_the_layer_phrase_and_drawn_extent(pkg, qgis_iface,
+                                                                                   qgis_new_project, monkeypatch):
+    """The dock's way to a tiled search: Find objects' dialog, filled with the chosen layer, the
+    question as the phrase and the drawn box's bounds (canvas CRS) as the extent."""
+    sys.path.insert(0, "/usr/share/qgis/python/plugins")
+    from processing.core.Processing import Processing
+    from earthgptx.plugin.dock import EarthGPTXDock
+    from earthgptx.plugin.processing.provider import EarthGPTXProvider
+
+    from qgis.gui import QgsBrowserGuiModel
+
+    browser = QgsBrowserGuiModel()   # what QGIS's own interface hands Processing's dialogs
+    monkeypatch.setattr(qgis_iface, "browserModel", lambda: browser, raising=False)
+    Processing.initialize()
+    registry = QgsApplication.processingRegistry()
+    provider = registry.providerById("earthgptx")
+    if provider is None:
+        provider = EarthGPTXProvider()
+        registry.addProvider(provider)
+    layer = QgsRasterLayer(RASTERS["utm_landsat"], "landsat", "gdal")
+    QgsProject.instance().addMapLayer(layer)
+    dock = EarthGPTXDock(qgis_iface)
+    try:
+        dock.layer_box.setLayer(layer)
+        dock.question.setPlainText("ships")
+        dock.canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:3857"))
+        crs = dock.canvas.mapSettings().destinationCrs()
+        e = layer.extent() if crs == layer.crs() else QgsCoordinateTransform(
+            layer.crs(), crs, QgsProject.instance()).transformBoundingBox(layer.extent())
+        box = QgsRectangle(e.xMinimum() + 0.2 * e.width(), e.yMinimum() + 0.3 * e.height(),
+                           e.xMinimum() + 0.6 * e.width(), e.yMinimum() + 0.7 * e.height())
+        dock.add_prompt("box", QgsGeometry.fromRect(box))
+        dialog = dock.search_in_tiles()
+        values = dialog.mainWidget().createProcessingParameters()
+        assert values["PHRASE"] == "ships"
+        assert values["INPUT"] == [layer.id()] or values["INPUT"] == [layer.source()], values["INPUT"]
+        extent, crs_text = str(values["EXTENT"]).split(" ")    # as typed in the dialog: the canvas CRS's bounds
+        xmin, xmax, ymin, ymax = (float(v) for v in extent.split(","))
+        assert (xmin, xmax, ymin, ymax) == pytest.approx((box.xMinimum(), box.xMaximum(), box.yMinimum(),
+                                                          box.yMaximum()), abs=1e-3)   # the widget shows 4 decimals
+        assert crs_text == f"[{crs.authid()}]"
+        dialog.close()
+    finally:
+        dock.shutdown()
+        dock.deleteLater()
+    QgsProject.instance().removeAllMapLayers()

@@ -116,36 +116,69 @@ def test_ask_about_mixed_features_into_a_shapefile_is_refused_before_the_model(e
     assert not out.exists()
 
 
-def expected_tiles(path, tile, overlap, resolution=None, extent=None):
-    """The tile count the pure planner gives for the same request, computed from the headless reader."""
+def expected_tiles(path, tile, overlap, resolution=None, extent=None, extent_crs=None):
+    """The tile count of ``find`` for the same request (the worker runs the same search)."""
+    from pyproj import CRS
     from model_backend.geo.raster import RasterSource
-    from model_backend.core.tiling import plan_tiles, scale_for_resolution
+    from model_backend.jobs.find import plan_find_tiles
     with RasterSource(path) as src:
-        w, h = src.view_size
-        a = src.view_affine
-        view_extent = None
-        if extent is not None:
-            cols, rows = a.inverse().apply([extent[0], extent[2]], [extent[3], extent[1]])
-            view_extent = (min(cols), min(rows), max(cols), max(rows))
-        return len(plan_tiles(w, h, view_extent, tile, overlap, scale_for_resolution(resolution, a.pixel_size)))
+        grid, _ = plan_find_tiles(src, resolution, extent, CRS.from_user_input(extent_crs) if extent_crs else None,
+                                  tile, overlap)
+        return len(grid)
 
 
-def test_find_objects_over_tiles(env, tmp_path):
+def footprints(out):
+    with fiona.open(out, layer="answers") as src:
+        return [tuple(round(v, 3) for v in fiona.bounds(f)) for f in src]
+
+
+def test_find_objects_over_tiles_written_as_it_goes_and_resumed(env, tmp_path):
+    """Find objects runs the worker's tiled search: every tile answered once into the GeoPackage; a run
+    that lost its last tiles (as a crash would) is completed by Resume, asking only those."""
+    import sqlite3
+
     out = str(tmp_path / "found.gpkg")
     path = RASTERS["mercator_aerial"]
-    r = subprocess.run([QGIS_PROCESS, "run", "earthgptx:findobjects", f"--INPUT={path}", "--PHRASE=cars", "--TILE=512",
-                        "--OVERLAP=0.1", "--RESOLUTION=0.4", "--MAX_NEW_TOKENS=4", f"--OUTPUT={out}"],
-                       env=env[0], capture_output=True, text=True, timeout=300)
+    args = [QGIS_PROCESS, "run", "earthgptx:findobjects", f"--INPUT={path}", "--PHRASE=cars", "--TILE=512",
+            "--OVERLAP=0.1", "--RESOLUTION=0.25", "--MAX_NEW_TOKENS=4", f"--OUTPUT={out}"]
+    r = subprocess.run(args, env=env[0], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     log = r.stdout + r.stderr
-    assert f"{expected_tiles(path, 512, 0.1, 0.4)} tiles of 512x512 pixels" in log and "100 - done" in log
-    with fiona.open(out) as src:
+    n = expected_tiles(path, 512, 0.1, 0.25)
+    assert n > 2 and f"{n} tiles of 512x512 pixels" in log and "100 - done" in log
+    assert f"{n} tiles of {n} answered (0 resumed" in log and "1 tile(s) per call" in log
+    with fiona.open(out, layer="detections") as src:
         assert src.schema["properties"].keys() >= {"answer_id", "label", "rank", "kind"}
+    first = footprints(out)
+    assert len(first) == n == len(set(first))
+    with sqlite3.connect(out) as db:   # the last two tiles were in flight when the run died
+        gone = [row[0] for row in db.execute("SELECT answer_id FROM answers ORDER BY fid DESC LIMIT 2")]
+        db.executemany("DELETE FROM detections WHERE answer_id = ?", [(g,) for g in gone])
+        db.executemany("DELETE FROM answers WHERE answer_id = ?", [(g,) for g in gone])
+    r = subprocess.run(args + ["--RESUME=true"], env=env[0], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert f"{n} tiles of {n} answered ({n - 2} resumed" in r.stdout + r.stderr
+    assert sorted(footprints(out)) == sorted(first)
+    r = subprocess.run(["/usr/bin/python3", VALIDATOR, out], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_find_objects_over_an_extent_and_its_refusals_before_the_model(env, tmp_path):
+    path = RASTERS["mercator_aerial"]
     extent = (13467600, 1631900, 13467650, 1631950)
     r = subprocess.run([QGIS_PROCESS, "run", "earthgptx:findobjects", f"--INPUT={path}", "--PHRASE=cars",
                         "--TILE=256", "--MAX_NEW_TOKENS=2", f"--OUTPUT={tmp_path / 'x.gpkg'}",
                         f"--EXTENT={extent[0]},{extent[2]},{extent[1]},{extent[3]} [EPSG:3395]"],
                        env=env[0], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    n = expected_tiles(path, 256, 0.15, extent=extent)
+    n = expected_tiles(path, 256, 0.15, extent=extent, extent_crs="EPSG:3395")
     assert n > 1 and f"{n} tiles of 256x256 pixels" in r.stdout + r.stderr
+    shp = tmp_path / "found.shp"
+    for extra, said in ((["--RESUME=true", f"--OUTPUT={shp}"], "needs the GeoPackage output"),
+                        ([f"--OUTPUT={tmp_path / 'no' / 'x.gpkg'}"], "does not exist"),
+                        (["--EXTENT=0,1,0,1 [EPSG:4326]", f"--OUTPUT={tmp_path / 'y.gpkg'}"],
+                         "the extent lies outside the raster")):
+        r = subprocess.run([QGIS_PROCESS, "run", "earthgptx:findobjects", f"--INPUT={path}", "--PHRASE=cars",
+                            *extra], env=env[0], capture_output=True, text=True, timeout=300)
+        log = r.stdout + r.stderr
+        assert r.returncode != 0 and said in log and "Model:" not in log, log[-2000:]
