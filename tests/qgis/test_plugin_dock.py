@@ -456,3 +456,20 @@ def test_search_in_tiles_opens_find_objects_with_the_layer_phrase_and_drawn_exte
         dock.shutdown()
         dock.deleteLater()
     QgsProject.instance().removeAllMapLayers()
+
+
+def test_search_settings_round_trip_through_the_dialog_and_qgis_settings(pkg, qgis_app):
+    """Questions in flight and tiles per generate (0: auto) survive the settings dialog and QgsSettings,
+    and become the worker's find options for each backend."""
+    from earthgptx.plugin.settings import PluginSettings
+    from earthgptx.plugin.settings_dialog import SettingsDialog
+
+    edited = SettingsDialog(PluginSettings(concurrency=12, batch_size=0, worker_python=sys.executable)).settings()
+    assert (edited.concurrency, edited.batch_size) == (12, 0)
+    assert edited.find_options() == {"concurrency": 1, "batch_size": "auto"}
+    edited.save()
+    loaded = PluginSettings.load()
+    assert (loaded.concurrency, loaded.batch_size) == (12, 0)
+    loaded.backend, loaded.batch_size = "openai", 3
+    assert loaded.find_options() == {"concurrency": 12, "batch_size": 1}
+    PluginSettings().save()
