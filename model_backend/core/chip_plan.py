@@ -158,7 +158,8 @@ def _budgeted(window: Window, max_pixels: int, overviews: Sequence[int]) -> Chip
         out_w = max(1, int(math.floor(window.width / factor)))
         out_h = max(1, int(math.floor(window.height / factor)))
         # a side clamped at one pixel leaves the other side the whole budget, no more
-        out_h = min(out_h, max_pixels // out_w)
+        out_w = min(out_w, max_pixels)
+        out_h = max(1, min(out_h, max_pixels // out_w))
         out_w = min(out_w, max_pixels // out_h)
     scale = max(window.width / out_w, window.height / out_h)
     usable = [int(o) for o in overviews if int(o) <= scale * (1 + 1e-9)]

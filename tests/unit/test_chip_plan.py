@@ -47,6 +47,13 @@ def test_plan_invariants(case, s, overviews):
         assert abs(sx - sy) / max(sx, sy) < 0.5
 
 
+def test_a_strip_longer_than_the_budget_keeps_one_row():
+    """Found by the property test above: a 9266x2 window in a 4096-pixel budget once divided by zero."""
+    plan = plan_prompt_chip((1580.2, 0.76, 7965.3, 0.76), 9266, 2, ChipSettings(context=2.38, max_pixels=4096,
+                                                                                 min_size=1), [16])
+    assert (plan.out_width, plan.out_height) == (4096, 1)
+
+
 def test_point_near_edge_shifts_window_inside():
     plan = plan_prompt_chip((5, 995, 5, 995), 3000, 1000, ChipSettings(min_size=512))
     assert plan.window.as_dict() == {"col_off": 0, "row_off": 488, "width": 512, "height": 512}
