@@ -5,24 +5,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import List
 
 from ..core.chip_plan import ChipSettings
+from ..core.engine_options import DEFAULT_SEGMENTER
+from ..core.errors import InvalidArgumentError
 from ..core.interface import Task, check_max_new_tokens, check_question
 from ..core.normalise import Modality
-from ..core.prompts import VisualPrompt
 from ..geo.crs import parse_crs
-from ..geo.geometry import parse_wkt, prompt_from_geometry
 from .engine_args import add_engine_options, engine_from_args, say_unfinished
-
-
-class _PromptAction(argparse.Action):
-    """Collects --point/--box/--polygon/--scribble in the order given, as (kind, values)."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        items = list(getattr(namespace, self.dest) or [])
-        items.append((option_string.lstrip("-"), values))
-        setattr(namespace, self.dest, items)
+from .prompt_args import add_outline_options, add_prompt_options, prompts_from_args
+from .segment import add_segmenter_options, check_outline_options, segmenter_from_args
 
 
 def add_parser(sub) -> None:
@@ -30,13 +22,7 @@ def add_parser(sub) -> None:
                                      "georeferenced answer and detections")
     ask.add_argument("raster", help="raster file")
     ask.add_argument("instruction", help="the question (for --task grounding: what to find)")
-    ask.add_argument("--point", nargs=2, type=float, metavar=("X", "Y"), action=_PromptAction, dest="prompts",
-                     help="a point prompt (repeatable; prompts are numbered in the order given)")
-    ask.add_argument("--box", nargs=4, type=float, metavar=("MINX", "MINY", "MAXX", "MAXY"), action=_PromptAction,
-                     dest="prompts", help="a box prompt")
-    ask.add_argument("--polygon", metavar="WKT", action=_PromptAction, dest="prompts", help="a free-form region")
-    ask.add_argument("--scribble", metavar="WKT", action=_PromptAction, dest="prompts",
-                     help="a free-form stroke (LINESTRING)")
+    add_prompt_options(ask)
     ask.add_argument("--crs", help="CRS of the prompts (default: the raster's)")
     ask.add_argument("--task", choices=[t.value for t in Task], default=None,
                      help="default: relation for several prompts, region_captioning for one, captioning for none")
@@ -50,28 +36,24 @@ def add_parser(sub) -> None:
     ask.add_argument("--max-new-tokens", type=int, default=512)
     ask.add_argument("--out", required=True, help="output .gpkg or .shp (appended to when it exists)")
     ask.add_argument("--out-crs", help="CRS of the output (default: the raster's; an existing output keeps its own)")
-
-
-def _prompts(args) -> List[VisualPrompt]:
-    prompts = []
-    for k, (kind, values) in enumerate(args.prompts or [], start=1):
-        if kind == "point":
-            prompts.append(VisualPrompt.point(*values, index=k))
-        elif kind == "box":
-            prompts.append(VisualPrompt.box(*values, index=k))
-        else:
-            prompts.append(prompt_from_geometry(parse_wkt(values), kind, index=k))
-    return prompts
+    ask.add_argument("--masks", action="store_true",
+                     help="--task grounding: also outline each detection with a segmenter (the masks layer)")
+    add_segmenter_options(ask, "--segmenter", DEFAULT_SEGMENTER)
+    add_outline_options(ask)
 
 
 def run(args: argparse.Namespace) -> dict:
     from ..geo.outputs import check_output
     from ..jobs.ask import ask_raster, prepare_question
 
-    prompts = _prompts(args)
+    prompts = prompts_from_args(args)
     task = Task(args.task) if args.task else (
         Task.RELATION if len(prompts) > 1 else Task.REGION_CAPTIONING if prompts else Task.CAPTIONING)
     check_question(task, args.instruction, len(prompts))  # before a model is loaded
+    if args.masks:
+        if task is not Task.GROUNDING:
+            raise InvalidArgumentError("--masks outlines the detections of --task grounding")
+        check_outline_options(args)
     check_max_new_tokens(args.max_new_tokens)
     check_output(args.out)
     settings = ChipSettings(context=args.context, max_pixels=args.max_pixels, min_size=args.min_size)
@@ -84,6 +66,10 @@ def run(args: argparse.Namespace) -> dict:
 
     # the raster, the prompts and the chip before the model: a bad input costs no model load
     question = prepare_question(args.raster, prompts, prompt_crs, settings, modality, args.bands, out_crs, progress)
+    if args.masks:  # a segmenter that is not there is said before the model loads
+        from ..models.loading import resolve_source
+
+        resolve_source(args.segmenter)
     engine = engine_from_args(args)
     try:
         def stream(text: str) -> None:
@@ -109,4 +95,27 @@ def run(args: argparse.Namespace) -> dict:
               f"{', '.join(report.split_fields)} (answer, answer_2, ...).", file=sys.stderr)
     print(f"Wrote {report.written['prompts']} prompt(s), {report.written['answers']} answer and "
           f"{report.written['detections']} detection(s) to {', '.join(report.files)}.", file=sys.stderr)
-    return {"answer": result.answer.to_dict(), "files": report.files, "task": task.value}
+    summary = {"answer": result.answer.to_dict(), "files": report.files, "task": task.value}
+    if args.masks:
+        summary["masks"] = _outline_detections(args, result)
+    return summary
+
+
+def _outline_detections(args: argparse.Namespace, result) -> int:
+    """Outline the answer's detections (the model already closed) and append them to the output."""
+    from pyproj import CRS
+
+    from ..geo.outputs import QuestionRecord, write_record
+    from ..jobs.segment import detection_masks, to_crs
+
+    segmenter = segmenter_from_args(args)
+    try:
+        features = detection_masks(result.chip, result.answer, segmenter, result.record.answers[0].properties[
+            "answer_id"], args.simplify, args.min_area)
+    finally:
+        segmenter.close()
+    written = write_record(args.out, QuestionRecord(crs=result.record.crs, masks=to_crs(
+        features, CRS.from_wkt(result.chip.crs), result.record.crs)))
+    print(f"Wrote {written.written['masks']} outline(s) of {len(result.answer.regions)} detection(s).",
+          file=sys.stderr)
+    return written.written["masks"]

@@ -1,4 +1,4 @@
-"""Command line: ``python -m model_backend locate|ask|find ...``.
+"""Command line: ``python -m model_backend locate|ask|find|segment ...``.
 
 Prints JSON on stdout (``ask`` and ``find`` stream the answer and progress on stderr). Any bad input
 exits with status 2 and one line on stderr; Ctrl-C with status 130 (``find`` first writes what it
@@ -13,10 +13,10 @@ import sys
 from typing import List, Optional
 
 from ..core.errors import EXIT_INTERRUPTED, EXIT_USAGE, EarthGPTXError
-from . import ask, find, locate
+from . import ask, find, locate, segment
 from .parser import Parser
 
-COMMANDS = {"locate": locate, "ask": ask, "find": find}
+COMMANDS = {"locate": locate, "ask": ask, "find": find, "segment": segment}
 
 
 def build_parser() -> Parser:

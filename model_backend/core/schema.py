@@ -15,7 +15,9 @@ from datetime import datetime, timezone
 from typing import Dict, List, Optional, Sequence, Tuple
 
 SHAPEFILE_TEXT_LIMIT = 254
-LAYERS = ("prompts", "answers", "detections")
+LAYERS = ("prompts", "answers", "detections", "masks")
+#: layers written only once something goes in them (outputs of questions without outlines stay as they were)
+OPTIONAL_LAYERS = ("masks",)
 FIELDS: Dict[str, List[Tuple[str, str]]] = {
     "prompts": [("question_id", "str"), ("prompt_index", "int"), ("kind", "str")],
     "answers": [("answer_id", "str"), ("question_id", "str"), ("question", "str"), ("answer", "str"),
@@ -23,10 +25,17 @@ FIELDS: Dict[str, List[Tuple[str, str]]] = {
                 ("quantization", "str"), ("raster_source", "str"), ("chip_resolution", "float"),
                 ("finish_reason", "str"), ("created", "str")],
     "detections": [("answer_id", "str"), ("label", "str"), ("rank", "int"), ("kind", "str")],
+    # outlines (segmentation masks as polygons): of a detection (answer_id, rank) or of a prompt
+    # (question_id, prompt_index); prompt_kind: point, box, polygon, detection or phrase; area_m2:
+    # geodesic for a geographic CRS
+    "masks": [("answer_id", "str"), ("question_id", "str"), ("label", "str"), ("score", "float"),
+              ("area_m2", "float"), ("prompt_index", "int"), ("rank", "int"), ("prompt_kind", "str"),
+              ("model", "str")],
 }
 #: GeoPackage field name -> shapefile field name (at most 10 characters)
 SHAPEFILE_NAMES = {"question_id": "question_i", "prompt_index": "prompt_idx", "quantization": "quantizatn",
-                   "raster_source": "raster_src", "chip_resolution": "chip_res", "finish_reason": "finish"}
+                   "raster_source": "raster_src", "chip_resolution": "chip_res", "finish_reason": "finish",
+                   "prompt_kind": "prompt_knd"}
 
 
 def new_id() -> str:

@@ -1,7 +1,7 @@
-"""Georeferenced outputs of questions (DESIGN §4): ``prompts``, ``answers`` and ``detections``
-written to a GeoPackage or to ESRI shapefiles (headless side: fiona, shapely).
+"""Georeferenced outputs of questions (DESIGN §4): ``prompts``, ``answers``, ``detections`` and (once
+outlines are written) ``masks``, to a GeoPackage or to ESRI shapefiles (headless side: fiona, shapely).
 
-- GeoPackage: one file, three layers, full text. An append adds the features in one transaction on the
+- GeoPackage: one file, a layer each, full text. An append adds the features in one transaction on the
   existing file (``core.gpkg``): nothing else in it is touched, a kill loses only that append, and
   parallel writers wait for each other (``OutputBusyError`` after ``timeout_s``).
 - Shapefile: one set per layer and geometry type (``NAME_prompts_point.shp``, ``NAME_answers.shp``,
@@ -34,9 +34,9 @@ from shapely.ops import transform as shapely_transform
 
 from ..core import gpkg
 from ..core.errors import InvalidArgumentError, OutputError
-from ..core.schema import (FIELDS, LAYERS, SHAPEFILE_NAMES, SHAPEFILE_TEXT_LIMIT, complete, escape_unstorable,
-                           from_shapefile, has_shapefile_fields, part_name, shapefile_refusal, split_text, text_parts,
-                           to_shapefile, trim_for_shapefile)
+from ..core.schema import (FIELDS, LAYERS, OPTIONAL_LAYERS, SHAPEFILE_NAMES, SHAPEFILE_TEXT_LIMIT, complete,
+                           escape_unstorable, from_shapefile, has_shapefile_fields, part_name, shapefile_refusal,
+                           split_text, text_parts, to_shapefile, trim_for_shapefile)
 from ..core.shapefile_sets import ShapefileSets, remove_stale_temporary
 from .crs import transformer
 
@@ -59,6 +59,7 @@ class QuestionRecord:
     prompts: List[Feature] = field(default_factory=list)
     answers: List[Feature] = field(default_factory=list)
     detections: List[Feature] = field(default_factory=list)
+    masks: List[Feature] = field(default_factory=list)
 
     def layer(self, name: str) -> List[Feature]:
         return getattr(self, name)
@@ -201,6 +202,8 @@ def _append_gpkg(path: str, record: QuestionRecord, timeout_s: float, replacing:
     with gpkg.appending(path, timeout_s) as out:
         for name in LAYERS:
             existing = out.layer_crs(name)
+            if existing is None and name in OPTIONAL_LAYERS and not record.layer(name):
+                continue
             target = CRS.from_wkt(existing) if existing else record.crs
             out.ensure_layer(name, FIELDS[name], _spatial_ref(target))
             if name == "detections" and replacing:

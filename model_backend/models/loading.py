@@ -160,6 +160,22 @@ def _safetensors_problem(path: str) -> Optional[str]:
     return None
 
 
+def stored_parameters(folder: str) -> int:
+    """Parameters in the safetensors files of ``folder``, from their headers (no tensor data read)."""
+    total = 0
+    for name in sorted(n for n in os.listdir(folder) if n.endswith(".safetensors")):
+        with open(os.path.join(folder, name), "rb") as f:
+            length = struct.unpack("<Q", f.read(8))[0]
+            header = json.loads(f.read(length).decode("utf-8"))
+        for key, tensor in header.items():
+            if key != "__metadata__":
+                count = 1
+                for n in tensor["shape"]:
+                    count *= int(n)
+                total += count
+    return total
+
+
 def _not_downloaded(model: str, why: str) -> str:
     return (f"model {model} is not downloaded and cannot be fetched ({why}). On a machine with internet run "
             f"`hf download {model} --local-dir {model.split('/')[-1]}`, copy that folder here and pass its "
@@ -168,21 +184,13 @@ def _not_downloaded(model: str, why: str) -> str:
 
 def plan_load(source: str, policy: LoadPolicy, model_id: Optional[str] = None) -> LoadPlan:
     """Decide device and precision for the model in folder ``source`` and check that it fits."""
-    import torch
     from transformers import AutoConfig
 
     from . import earthgptx  # noqa: F401  registers the native EarthGPT-X (model_type "earthgptx")
 
     config = AutoConfig.from_pretrained(source)
     fam = family(getattr(config, "model_type", ""))
-    device = policy.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "mps" if _mps_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InvalidArgumentError("device cuda was chosen but PyTorch sees no CUDA GPU (torch.cuda.is_available() "
-                                   "is False): check the NVIDIA driver and that a CUDA build of torch is installed")
-    if device == "mps" and not _mps_available():
-        raise InvalidArgumentError("device mps was chosen but Apple MPS is not available")
+    device = choose_device(policy)
     quant = policy.quantization
     if quant == "auto":
         quant = "4bit" if device == "cuda" else "bf16"
@@ -199,6 +207,22 @@ def plan_load(source: str, policy: LoadPolicy, model_id: Optional[str] = None) -
             f"{available / _GIB:.1f} GiB is free: close other programs using that memory, choose a smaller "
             f"model, or another quantization")
     return LoadPlan(source, model_id, fam, device_name, quant, needed, available, announcement)
+
+
+def choose_device(policy: LoadPolicy) -> str:
+    """``cuda``, ``mps`` or ``cpu`` for ``policy.device`` (``auto``: the first available), refusing a
+    device that is not there."""
+    import torch
+
+    device = policy.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "mps" if _mps_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InvalidArgumentError("device cuda was chosen but PyTorch sees no CUDA GPU (torch.cuda.is_available() "
+                                   "is False): check the NVIDIA driver and that a CUDA build of torch is installed")
+    if device == "mps" and not _mps_available():
+        raise InvalidArgumentError("device mps was chosen but Apple MPS is not available")
+    return device
 
 
 def _announce(model_id: str, device: str, quant: str, needed: int, policy: LoadPolicy) -> str:

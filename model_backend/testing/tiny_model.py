@@ -1,6 +1,7 @@
 """Build a tiny, randomly initialised Qwen3-VL / Qwen2.5-VL / Qwen3.5 checkpoint, fully offline.
 
     python -m model_backend.testing.tiny_model OUT_DIR --family qwen3_vl|qwen2_5_vl|qwen3_5|qwen3_5_moe [--seed N]
+    python -m model_backend.testing.tiny_model OUT_DIR --family sam2|sam|sam3 [--seed N]   # see tiny_sam.py
 
 The directory it writes loads through the real path, with ``HF_HUB_OFFLINE=1``::
 
@@ -41,6 +42,7 @@ import random
 import sys
 
 FAMILIES = ("qwen3_vl", "qwen2_5_vl", "qwen3_5", "qwen3_5_moe")
+SAM_FAMILIES = ("sam2", "sam", "sam3")  # segmentation models, built by ``tiny_sam.build_tiny_sam``
 
 # --- tokenizer ---------------------------------------------------------------------------------------
 
@@ -330,8 +332,12 @@ def build_tiny_model(out_dir: str, family: str, seed: int = 0) -> str:
 
     Returns ``out_dir``. Offline; a few MB; same ``seed``, same weights (the tokenizer never depends on
     the seed)."""
+    if family in SAM_FAMILIES:
+        from .tiny_sam import build_tiny_sam
+
+        return build_tiny_sam(out_dir, family, seed)
     if family not in FAMILIES:
-        raise ValueError(f"family must be one of {FAMILIES}, not {family!r}")
+        raise ValueError(f"family must be one of {FAMILIES + SAM_FAMILIES}, not {family!r}")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import torch
@@ -360,10 +366,10 @@ def build_tiny_model(out_dir: str, family: str, seed: int = 0) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m model_backend.testing.tiny_model",
-                                     description="Write a tiny random Qwen-VL / Qwen3.5 checkpoint (offline, "
+                                     description="Write a tiny random Qwen-VL / Qwen3.5 / SAM checkpoint (offline, "
                                                  "for tests).")
     parser.add_argument("out_dir")
-    parser.add_argument("--family", choices=FAMILIES, required=True)
+    parser.add_argument("--family", choices=FAMILIES + SAM_FAMILIES, required=True)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     print(build_tiny_model(args.out_dir, args.family, args.seed))

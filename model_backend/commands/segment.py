@@ -1,0 +1,103 @@
+"""The ``segment`` command: ``python -m model_backend segment RASTER (--point X Y | --box MINX MINY MAXX MAXY |
+--polygon WKT)... [--text PHRASE] [--crs AUTH:CODE] [--model ID_OR_FOLDER] [--simplify PX] [--min-area PX]
+--out FILE.gpkg|FILE.shp``: outlines of what the prompts point at (or, with SAM 3, of every instance of a
+phrase), exact on the pixel grid, as the ``masks`` layer."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..core.chip_plan import ChipSettings
+from ..core.engine_options import DEFAULT_SEGMENTER, DEVICES
+from ..core.errors import InvalidArgumentError
+from ..core.normalise import Modality
+from ..geo.crs import parse_crs
+from .prompt_args import add_outline_options, add_prompt_options, prompts_from_args
+
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def add_parser(sub) -> None:
+    seg = sub.add_parser("segment", help="outline what points, boxes or regions point at on a raster (SAM 2.1, "
+                                         "SAM, SAM 3) and write the outlines as polygons")
+    seg.add_argument("raster", help="raster file")
+    add_prompt_options(seg, scribble=False)
+    seg.add_argument("--text", metavar="PHRASE", help="SAM 3: outline every instance of this phrase on the chip")
+    seg.add_argument("--crs", help="CRS of the prompts (default: the raster's)")
+    add_segmenter_options(seg, "--model", DEFAULT_SEGMENTER, "--device")
+    add_outline_options(seg)
+    seg.add_argument("--modality", choices=[m.value for m in Modality], help="override the modality guess")
+    seg.add_argument("--bands", type=int, nargs="+", metavar="N", help="1-based bands: one (grey) or three (RGB)")
+    defaults = ChipSettings()
+    seg.add_argument("--context", type=float, default=defaults.context)
+    seg.add_argument("--max-pixels", type=int, default=defaults.max_pixels)
+    seg.add_argument("--min-size", type=int, default=defaults.min_size)
+    seg.add_argument("--out", required=True, help="output .gpkg or .shp (appended to when it exists)")
+    seg.add_argument("--out-crs", help="CRS of the output (default: the raster's; an existing output keeps its own)")
+
+
+def add_segmenter_options(parser: argparse.ArgumentParser, flag: str, default: str,
+                          device_flag: str = "--segmenter-device") -> None:
+    """The segmenter's model (``flag``), device (``device_flag``) and precision."""
+    parser.add_argument(flag, dest="segmenter", default=default,
+                        help=f"segmentation model folder or hub id: SAM 2.1, SAM or SAM 3 (default {default})")
+    parser.add_argument(device_flag, dest="segmenter_device", choices=DEVICES, default="auto")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="the segmenter's precision (auto: bfloat16 on CUDA, float32 elsewhere)")
+
+
+def segmenter_from_args(args: argparse.Namespace):
+    """The segmenter the options of ``add_segmenter_options`` name, loaded."""
+    from ..models.loading import LoadPolicy
+    from ..models.segmentation import SegmentEngine
+
+    return SegmentEngine(args.segmenter, LoadPolicy(args.segmenter_device, args.precision),
+                         on_status=lambda m: print(m, file=sys.stderr, flush=True))
+
+
+def check_outline_options(args: argparse.Namespace) -> None:
+    from ..geo.masks import check_outline_settings
+
+    check_outline_settings(args.min_area, args.simplify)
+
+
+def run(args: argparse.Namespace) -> dict:
+    from ..geo.outputs import check_output
+    from ..jobs.ask import prepare_question
+    from ..jobs.segment import check_segment_request, segment_raster
+
+    from ..models.loading import resolve_source
+    from ..models.segmentation import segmenter_family
+
+    prompts = prompts_from_args(args)
+    check_segment_request(prompts, args.text, None)   # everything checked before the model loads
+    check_outline_options(args)
+    check_output(args.out)
+    settings = ChipSettings(context=args.context, max_pixels=args.max_pixels, min_size=args.min_size)
+    prompt_crs = parse_crs(args.crs) if args.crs else None
+    out_crs = parse_crs(args.out_crs) if args.out_crs else None
+    modality = Modality(args.modality) if args.modality else None
+
+    def progress(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    source = resolve_source(args.segmenter, progress)
+    family = segmenter_family(source)
+    if family is None:
+        raise InvalidArgumentError(f"{args.segmenter} is not a segmentation model: choose SAM 2.1 (default "
+                                   f"{DEFAULT_SEGMENTER}), SAM or SAM 3")
+    check_segment_request(prompts, args.text, family)
+    question = prepare_question(args.raster, prompts, prompt_crs, settings, modality, args.bands, out_crs, progress)
+    engine = segmenter_from_args(args)
+    try:
+        result = segment_raster(args.raster, prompts, prompt_crs, engine, args.text, settings, modality, args.bands,
+                                args.simplify, args.min_area, args.out, out_crs, progress, question)
+    finally:
+        engine.close()
+    report = result.report
+    print(f"Wrote {report.written['prompts']} prompt(s) and {report.written['masks']} outline(s) to "
+          f"{', '.join(report.files)}.", file=sys.stderr)
+    return {"masks": [{k: f.properties[k] for k in ("label", "score", "area_m2", "prompt_index", "rank",
+                                                    "prompt_kind")} for f in result.record.masks],
+            "empty": result.empty, "segmenter": engine.describe(), "files": report.files}
