@@ -4,300 +4,332 @@
 <context>
     <name>EarthGPTX</name>
     <message>
-        <location filename="../plugin/dock.py" line="39"/>
+        <location filename="../plugin/dock.py" line="41"/>
         <source>Free question</source>
         <translation>Question libre</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="40"/>
+        <location filename="../plugin/dock.py" line="42"/>
         <source>Question (short answer)</source>
         <translation>Question (réponse courte)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="41"/>
+        <location filename="../plugin/dock.py" line="43"/>
         <source>Describe the image</source>
         <translation>Décrire l’image</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="42"/>
+        <location filename="../plugin/dock.py" line="44"/>
         <source>Classify the scene</source>
         <translation>Classer la scène</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="43"/>
+        <location filename="../plugin/dock.py" line="45"/>
         <source>Describe region 1</source>
         <translation>Décrire la région 1</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="44"/>
+        <location filename="../plugin/dock.py" line="46"/>
         <source>What is in region 1?</source>
         <translation>Qu’y a-t-il dans la région 1 ?</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="45"/>
+        <location filename="../plugin/dock.py" line="47"/>
         <source>Relation between regions</source>
         <translation>Relation entre les régions</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="46"/>
+        <location filename="../plugin/dock.py" line="48"/>
         <source>Find all ... (boxes)</source>
         <translation>Trouver tous les ... (boîtes)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="48"/>
+        <location filename="../plugin/dock.py" line="50"/>
         <source>Optical</source>
         <translation>Optique</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="49"/>
+        <location filename="../plugin/dock.py" line="51"/>
         <source>SAR</source>
         <translation>SAR</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="50"/>
+        <location filename="../plugin/dock.py" line="52"/>
         <source>Thermal infrared</source>
         <translation>Infrarouge thermique</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="51"/>
+        <location filename="../plugin/dock.py" line="53"/>
         <source>Box</source>
         <translation>Boîte</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="51"/>
+        <location filename="../plugin/dock.py" line="53"/>
         <source>Point</source>
         <translation>Point</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="52"/>
+        <location filename="../plugin/dock.py" line="54"/>
         <source>Free-form</source>
         <translation>Forme libre</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="53"/>
+        <location filename="../plugin/dock.py" line="55"/>
         <source>box</source>
         <translation>boîte</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="53"/>
+        <location filename="../plugin/dock.py" line="55"/>
         <source>point</source>
         <translation>point</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="54"/>
+        <location filename="../plugin/dock.py" line="56"/>
         <source>polygon</source>
         <translation>polygone</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="55"/>
+        <location filename="../plugin/dock.py" line="57"/>
         <source>scribble</source>
         <translation>tracé libre</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="65"/>
-        <location filename="../plugin/layers.py" line="168"/>
+        <location filename="../plugin/dock.py" line="67"/>
+        <location filename="../plugin/layers.py" line="172"/>
         <location filename="../plugin/plugin_main.py" line="45"/>
         <location filename="../plugin/processing/provider.py" line="23"/>
         <source>EarthGPT-X</source>
         <translation>EarthGPT-X</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="94"/>
+        <location filename="../plugin/dock.py" line="96"/>
         <location filename="../plugin/processing/ask_features.py" line="41"/>
         <location filename="../plugin/processing/describe_scene.py" line="39"/>
         <source>Raster</source>
         <translation>Raster</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="96"/>
+        <location filename="../plugin/dock.py" line="98"/>
         <source>Auto</source>
         <translation>Auto</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="99"/>
+        <location filename="../plugin/dock.py" line="101"/>
         <location filename="../plugin/processing/common.py" line="44"/>
         <source>Modality</source>
         <translation>Modalité</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="101"/>
+        <location filename="../plugin/dock.py" line="103"/>
         <source>auto, or e.g. 4 3 2</source>
         <translation>auto, ou p. ex. 4 3 2</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="102"/>
+        <location filename="../plugin/dock.py" line="104"/>
         <source>Bands</source>
         <translation>Bandes</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="106"/>
+        <location filename="../plugin/dock.py" line="108"/>
+        <location filename="../plugin/dock.py" line="287"/>
+        <source>Segment (outline the prompts)</source>
+        <translation>Segmenter (contourer les invites)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="109"/>
         <location filename="../plugin/processing/common.py" line="127"/>
         <source>Task</source>
         <translation>Tâche</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="118"/>
+        <location filename="../plugin/dock.py" line="110"/>
+        <source>Outline the regions found (segmenter)</source>
+        <translation>Contourer les régions trouvées (segmenteur)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="111"/>
+        <source>Find all ...: outline each box found with the segmenter of the settings (SAM 2.1 by default); the outlines go to the masks layer</source>
+        <translation>Trouver tout ... : contourer chaque boîte trouvée avec le segmenteur des paramètres (SAM 2.1 par défaut) ; les contours vont dans la couche masks</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="125"/>
         <source>Clear</source>
         <translation>Effacer</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="127"/>
+        <location filename="../plugin/dock.py" line="134"/>
         <source>Ask about the prompts, or the whole raster (for grounding: what to find)</source>
         <translation>Posez une question sur les invites ou sur tout le raster (pour la localisation : ce qu'il faut trouver)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="131"/>
+        <location filename="../plugin/dock.py" line="138"/>
         <source>Ask</source>
         <translation>Demander</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="133"/>
+        <location filename="../plugin/dock.py" line="140"/>
         <source>Stop</source>
         <translation>Arrêter</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="136"/>
+        <location filename="../plugin/dock.py" line="143"/>
         <source>Search in tiles...</source>
         <translation>Chercher par tuiles...</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="137"/>
+        <location filename="../plugin/dock.py" line="144"/>
         <source>Find all ... over the whole raster (or the drawn prompts' extent) tile by tile, written to a GeoPackage as it goes: opens Find objects</source>
         <translation>Trouver tout ... sur le raster entier (ou l'emprise des invites dessinées) tuile par tuile, écrit dans un GeoPackage au fur et à mesure : ouvre Trouver des objets</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="155"/>
+        <location filename="../plugin/dock.py" line="162"/>
         <source>Export GeoPackage...</source>
         <translation>Exporter en GeoPackage...</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="155"/>
+        <location filename="../plugin/dock.py" line="162"/>
         <source>Export shapefile...</source>
         <translation>Exporter en shapefile...</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="175"/>
+        <location filename="../plugin/dock.py" line="182"/>
         <source>Model: {0} ({1}, {2}, {3}{4})</source>
         <translation>Modèle : {0} ({1}, {2}, {3}{4})</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="178"/>
+        <location filename="../plugin/dock.py" line="185"/>
         <source>Model: not loaded (it loads with the first question)</source>
         <translation>Modèle : non chargé (il se charge à la première question)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="200"/>
+        <location filename="../plugin/dock.py" line="207"/>
         <source>{0}: {1}</source>
         <translation>{0} : {1}</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="219"/>
-        <location filename="../plugin/dock.py" line="236"/>
+        <location filename="../plugin/dock.py" line="226"/>
+        <location filename="../plugin/dock.py" line="243"/>
         <source>Choose a raster layer first.</source>
         <translation>Choisissez d'abord une couche raster.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="247"/>
+        <location filename="../plugin/dock.py" line="250"/>
+        <source>Draw a point, a box or a region to outline first.</source>
+        <translation>Dessinez d'abord un point, une boîte ou une région à contourer.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="258"/>
         <source>Bands must be numbers, e.g. 4 3 2</source>
         <translation>Les bandes doivent être des nombres, p. ex. 4 3 2</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="254"/>
+        <location filename="../plugin/dock.py" line="265"/>
         <source>Part of a prompt lies outside the raster and was clipped.</source>
         <translation>Une partie d'une invite déborde du raster et a été découpée.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="272"/>
+        <location filename="../plugin/dock.py" line="288"/>
         <source>You</source>
         <translation>Vous</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="273"/>
+        <location filename="../plugin/dock.py" line="289"/>
         <source>Model</source>
         <translation>Modèle</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="309"/>
+        <location filename="../plugin/dock.py" line="325"/>
         <source>The model is thinking... ({0} characters)</source>
         <translation>Le modèle réfléchit… ({0} caractères)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="322"/>
+        <location filename="../plugin/dock.py" line="341"/>
         <source>the question was stopped</source>
         <translation>la question a été interrompue</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="329"/>
+        <location filename="../plugin/dock.py" line="348"/>
         <source>cut at the token limit</source>
         <translation>coupée à la limite de jetons</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="329"/>
+        <location filename="../plugin/dock.py" line="348"/>
         <source>stopped</source>
         <translation>interrompu</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="330"/>
+        <location filename="../plugin/dock.py" line="349"/>
         <source>the server stopped before the end of the answer</source>
         <translation>le serveur s’est arrêté avant la fin de la réponse</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="332"/>
+        <location filename="../plugin/dock.py" line="351"/>
         <source>{0} region(s) found</source>
         <translation>{0} région(s) trouvée(s)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="335"/>
+        <location filename="../plugin/dock.py" line="354"/>
         <source>({0} more past the cap of one answer were not kept)</source>
         <translation>({0} de plus, au-delà du plafond d’une réponse, n’ont pas été gardées)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="339"/>
+        <location filename="../plugin/dock.py" line="356"/>
+        <location filename="../plugin/dock.py" line="402"/>
+        <source>{0} outline(s)</source>
+        <translation>{0} contour(s)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="360"/>
         <source>Show the model's reasoning ({0} characters)</source>
         <translation>Afficher le raisonnement du modèle ({0} caractères)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="398"/>
+        <location filename="../plugin/dock.py" line="403"/>
+        <source>({0} empty after dropping specks)</source>
+        <translation>({0} vide(s) après suppression des petites taches)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="455"/>
         <source>Model worker restarted; the model loads with the next question.</source>
         <translation>Processus de calcul redémarré ; le modèle se chargera à la prochaine question.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="407"/>
+        <location filename="../plugin/dock.py" line="464"/>
         <source>Export to GeoPackage</source>
         <translation>Exporter en GeoPackage</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="412"/>
+        <location filename="../plugin/dock.py" line="469"/>
         <source>Export to shapefiles</source>
         <translation>Exporter en shapefiles</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="420"/>
+        <location filename="../plugin/dock.py" line="477"/>
         <source>Export failed, nothing was changed: {0}</source>
         <translation>Échec de l'export, rien n'a été modifié : {0}</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="423"/>
+        <location filename="../plugin/dock.py" line="480"/>
         <source>Text longer than {0} bytes was split over continuation fields ({1}, ...).</source>
         <translation>Le texte de plus de {0} octets a été réparti sur des champs de suite ({1}, ...).</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="426"/>
+        <location filename="../plugin/dock.py" line="483"/>
         <source>Some text could not be stored as it was ({0}): NUL characters and lone surrogates were written as \uXXXX, spaces at the ends dropped from shapefiles.</source>
         <translation>Certains textes n’ont pas pu être enregistrés tels quels ({0}) : les caractères NUL et les demi-codets isolés ont été écrits \uXXXX, les espaces aux extrémités retirées des shapefiles.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="429"/>
+        <location filename="../plugin/dock.py" line="486"/>
         <source>({0} new answer(s), {1} new detection(s); nothing else in the file was changed)</source>
         <translation>({0} nouvelle(s) réponse(s), {1} nouvelle(s) détection(s) ; rien d’autre n’a été modifié dans le fichier)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="429"/>
+        <location filename="../plugin/dock.py" line="486"/>
         <source>Exported to {0}</source>
         <translation>Exporté vers {0}</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="440"/>
+        <location filename="../plugin/dock.py" line="497"/>
         <source>Restart the model worker</source>
         <translation>Redémarrer le processus de calcul</translation>
     </message>
@@ -342,27 +374,27 @@
         <translation>Impossible d'écrire dans {file} : {error}</translation>
     </message>
     <message>
-        <location filename="../plugin/layers.py" line="83"/>
+        <location filename="../plugin/layers.py" line="86"/>
         <source>lines</source>
         <translation>lignes</translation>
     </message>
     <message>
-        <location filename="../plugin/layers.py" line="83"/>
+        <location filename="../plugin/layers.py" line="86"/>
         <source>points</source>
         <translation>points</translation>
     </message>
     <message>
-        <location filename="../plugin/layers.py" line="83"/>
+        <location filename="../plugin/layers.py" line="86"/>
         <source>polygons</source>
         <translation>polygones</translation>
     </message>
     <message>
-        <location filename="../plugin/layers.py" line="84"/>
+        <location filename="../plugin/layers.py" line="87"/>
         <source>{layer} ({family})</source>
         <translation>{layer} ({family})</translation>
     </message>
     <message>
-        <location filename="../plugin/layers.py" line="109"/>
+        <location filename="../plugin/layers.py" line="112"/>
         <source>A {layer} feature has no point, line or polygon geometry.</source>
         <translation>Une entité de {layer} n'a pas de géométrie ponctuelle, linéaire ou polygonale.</translation>
     </message>
@@ -684,7 +716,17 @@
         <translation>Tuiles par génération (local)</translation>
     </message>
     <message>
+        <location filename="../plugin/settings_dialog.py" line="93"/>
+        <source>The model that draws outlines (SAM 2.1, SAM or SAM 3): a hub id or a folder</source>
+        <translation>Le modèle qui trace les contours (SAM 2.1, SAM ou SAM 3) : un identifiant du hub ou un dossier</translation>
+    </message>
+    <message>
         <location filename="../plugin/settings_dialog.py" line="94"/>
+        <source>Segmenter (outlines)</source>
+        <translation>Segmenteur (contours)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/settings_dialog.py" line="97"/>
         <source>Worker Python</source>
         <translation>Python du processus de calcul</translation>
     </message>
@@ -1026,19 +1068,29 @@
         <translation>macOS sur un Mac Intel : PyTorch {torch} ne publie aucune variante pour cette plateforme, l'environnement de calcul ne peut donc pas être créé ici. Utilisez plutôt un moteur distant.</translation>
     </message>
     <message>
-        <location filename="../plugin/tasks.py" line="58"/>
+        <location filename="../plugin/tasks.py" line="59"/>
         <source>EarthGPT-X: loading the model</source>
         <translation>EarthGPT-X : chargement du modèle</translation>
     </message>
     <message>
-        <location filename="../plugin/tasks.py" line="103"/>
+        <location filename="../plugin/tasks.py" line="109"/>
         <source>Reading the chip...</source>
         <translation>Lecture de l’extrait...</translation>
     </message>
     <message>
-        <location filename="../plugin/tasks.py" line="110"/>
+        <location filename="../plugin/tasks.py" line="113"/>
+        <source>Outlining...</source>
+        <translation>Contournage...</translation>
+    </message>
+    <message>
+        <location filename="../plugin/tasks.py" line="122"/>
         <source>Asking the model...</source>
         <translation>Interrogation du modèle...</translation>
+    </message>
+    <message>
+        <location filename="../plugin/tasks.py" line="127"/>
+        <source>Outlining {0} region(s)...</source>
+        <translation>Contournage de {0} région(s)...</translation>
     </message>
     <message>
         <location filename="../plugin/worker_pool.py" line="48"/>

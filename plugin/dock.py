@@ -10,11 +10,11 @@ from qgis.core import (Qgis, QgsApplication, QgsCoordinateReferenceSystem, QgsCo
 from qgis.gui import QgsMapLayerComboBox, QgsRubberBand
 from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP, QCoreApplication, pyqtSignal
 from qgis.PyQt.QtGui import QColor
-from qgis.PyQt.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
-                                 QListWidget, QPlainTextEdit, QProgressBar, QPushButton, QTextBrowser, QToolButton,
-                                 QVBoxLayout, QWidget)
+from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+                                 QLineEdit, QListWidget, QPlainTextEdit, QProgressBar, QPushButton, QTextBrowser,
+                                 QToolButton, QVBoxLayout, QWidget)
 
-from ..model_backend.core.errors import EarthGPTXError
+from ..model_backend.core.errors import EarthGPTXError, InvalidPromptError
 from ..model_backend.core.interface import Role, Task, Turn, check_question
 from ..model_backend.core.normalise import Modality
 from ..model_backend.core.prompts import PromptKind, VisualPrompt
@@ -24,8 +24,8 @@ from .layers import OutputLayers
 from .map_tools.box_tool import BoxTool
 from .map_tools.freeform_tool import FreeformTool
 from .map_tools.point_tool import PointTool
-from .raster_view import (DrawnPrompt, LayerView, RasterInfo, chip_shape_geometry, is_single_region, plan_chip,
-                          view_prompts)
+from .raster_view import (DrawnPrompt, LayerView, RasterInfo, chip_polygons_geometry, chip_shape_geometry,
+                          ground_area_m2, is_single_region, plan_chip, view_prompts)
 from .settings import PluginSettings
 from .tasks import LoadTask, QuestionTask
 from .worker_pool import POOL
@@ -35,6 +35,8 @@ def tr(text: str) -> str:
     return QCoreApplication.translate("EarthGPTX", text)
 
 
+#: the task box's value for outlining the prompts (no question to the VLM)
+SEGMENT = "segment"
 TASK_LABELS = {  # marked for translation here, translated where shown
     Task.CHAT: QT_TRANSLATE_NOOP("EarthGPTX", "Free question"),
     Task.VQA: QT_TRANSLATE_NOOP("EarthGPTX", "Question (short answer)"),
@@ -103,7 +105,12 @@ class EarthGPTXDock(QDockWidget):
         self.task_box = QComboBox()
         for t, label in TASK_LABELS.items():
             self.task_box.addItem(tr(label), t.value)
+        self.task_box.addItem(tr("Segment (outline the prompts)"), SEGMENT)
         form.addRow(tr("Task"), self.task_box)
+        self.outlines_box = QCheckBox(tr("Outline the regions found (segmenter)"))
+        self.outlines_box.setToolTip(tr("Find all ...: outline each box found with the segmenter of the settings "
+                                        "(SAM 2.1 by default); the outlines go to the masks layer"))
+        form.addRow("", self.outlines_box)
         lay.addLayout(form)
 
         tools = QHBoxLayout()
@@ -235,10 +242,14 @@ class EarthGPTXDock(QDockWidget):
         if layer is None:
             self.message(tr("Choose a raster layer first."), Qgis.MessageLevel.Warning)
             return
-        task = Task(self.task_box.currentData())
+        segment_only = self.task_box.currentData() == SEGMENT
+        task = Task.GROUNDING if segment_only else Task(self.task_box.currentData())
         instruction = self.question.toPlainText().strip()
         try:
-            check_question(task, instruction, len(self.prompts))
+            if segment_only and not self.prompts:
+                raise InvalidPromptError(tr("Draw a point, a box or a region to outline first."))
+            if not segment_only:
+                check_question(task, instruction, len(self.prompts))
             bands = [int(b) for b in self.bands_edit.text().split()] or None
             view = LayerView.of(layer)
             prompts, clipped = view_prompts(view, self.prompts)
@@ -261,7 +272,11 @@ class EarthGPTXDock(QDockWidget):
         modality = self.modality_box.currentData()
         qtask = QuestionTask(question_id, self.client, layer.dataProvider().clone(), view, RasterInfo.of(layer), plan,
                              chip_prompts, instruction, task, Modality(modality) if modality else None, bands,
-                             self.settings.max_new_tokens, history, self._question_done)
+                             self.settings.max_new_tokens, history, self._question_done,
+                             outline=self.settings.segment_request() if segment_only or (
+                                 task is Task.GROUNDING and self.outlines_box.isChecked()) else None,
+                             segment_only=segment_only,
+                             start_worker=lambda: self.pool.started(self.settings.worker_python))
         qtask.tokenReceived.connect(self._token)
         qtask.reasoningReceived.connect(self._reasoning)
         qtask.progressMessage.connect(lambda qid, m: qid == self.current and self.update_status(m))
@@ -269,10 +284,11 @@ class EarthGPTXDock(QDockWidget):
         qtask.history_key = key
         qtask.layer_name = layer.name()
         self.tasks[question_id] = qtask
-        self.conversation.append(f"<p><b>{html.escape(tr('You'))}:</b> {html.escape(instruction or tr(TASK_LABELS[task]))}</p>")
+        asked = instruction or (tr("Segment (outline the prompts)") if segment_only else tr(TASK_LABELS[task]))
+        self.conversation.append(f"<p><b>{html.escape(tr('You'))}:</b> {html.escape(asked)}</p>")
         self.conversation.append(f"<p><b>{html.escape(tr('Model'))}:</b> </p>")
         self._busy(True)
-        if self.model is None:
+        if self.model is None and not segment_only:
             self._load_then(qtask)
         else:
             QgsApplication.taskManager().addTask(qtask)
@@ -318,6 +334,9 @@ class EarthGPTXDock(QDockWidget):
         self.tasks.pop(task.question_id, None)
         if task.question_id != self.current:
             return
+        if task.segment_only and task.outlines is not None:
+            self._outlines_done(task)
+            return
         if task.answer is None:
             self._failed(task.question_id, task.error or tr("the question was stopped"), task.worker_died)
             return
@@ -333,6 +352,8 @@ class EarthGPTXDock(QDockWidget):
         if task.answer.meta.cut_regions:
             cut = task.answer.meta.cut_regions
             found += " " + tr("({0} more past the cap of one answer were not kept)").format(cut)
+        if task.outlines is not None:
+            found += " · " + tr("{0} outline(s)").format(len(task.outlines["masks"]))
         self.conversation.append(f"<p style='color:gray'>{found}{note}</p>")
         if task.answer.reasoning:
             self.reasonings[task.question_id] = task.answer.reasoning
@@ -366,7 +387,43 @@ class EarthGPTXDock(QDockWidget):
         detections = [(chip_shape_geometry(chip, r.shape, project_crs, chip_crs),
                        {"answer_id": answer_id, "label": r.label, "rank": k, "kind": r.shape.kind.value})
                       for k, r in enumerate(answer.regions, start=1)]
-        self.outputs.add_question(prompts, (answer_geometry, attrs), detections)
+        masks = self._mask_items(task, {"answer_id": answer_id}) if task.outlines else []
+        self.outputs.add_question(prompts, (answer_geometry, attrs), detections, masks)
+
+    def _outlines_done(self, task: QuestionTask) -> None:
+        """A Segment task's outlines: the prompts and their masks to the layers (main thread)."""
+        self._busy(False)
+        self.update_status()
+        prompts = [(self._in_project(p), {"question_id": task.question_id, "prompt_index": p.index,
+                                          "kind": p.kind.value}) for p in task.drawn]
+        masks = self._mask_items(task, {"question_id": task.question_id})
+        self.outputs.add_question(prompts, None, [], masks)
+        empty = task.outlines.get("empty", 0)
+        said = tr("{0} outline(s)").format(len(masks)) + (
+            " " + tr("({0} empty after dropping specks)").format(empty) if empty else "")
+        self.conversation.append(f"<p style='color:gray'>{html.escape(said)}</p>")
+        self.questionFinished.emit(task.question_id)
+
+    def _mask_items(self, task: QuestionTask, ids: Dict[str, str]) -> List[tuple]:
+        """The outlines the worker answered, as masks items in the project CRS with their ground area."""
+        project_crs = QgsProject.instance().crs()
+        chip_crs = QgsCoordinateReferenceSystem.fromWkt(task.chip.crs)
+        items = []
+        for m in task.outlines["masks"]:
+            in_chip_crs = chip_polygons_geometry(task.chip, m["polygons"], chip_crs, chip_crs)
+            from_detection = m["kind"] == "detection"
+            items.append((chip_polygons_geometry(task.chip, m["polygons"], project_crs, chip_crs), {
+                **ids, "label": m.get("label") or m["kind"], "score": float(m["score"]),
+                "area_m2": ground_area_m2(in_chip_crs, chip_crs),
+                "prompt_index": None if from_detection else m["index"], "rank": m["index"] if from_detection else None,
+                "prompt_kind": m["kind"], "model": task.outlines["segmenter"].get("model_id")}))
+        return items
+
+    def _in_project(self, p: DrawnPrompt) -> QgsGeometry:
+        g = QgsGeometry(p.geometry)
+        if p.crs != QgsProject.instance().crs():
+            g.transform(QgsCoordinateTransform(p.crs, QgsProject.instance().crs(), QgsProject.instance()))
+        return g
 
     def _failed(self, question_id: str, error: str, worker_died: bool) -> None:
         if question_id != self.current:

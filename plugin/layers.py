@@ -1,5 +1,6 @@
-"""The session's output layers in QGIS (DESIGN §4): ``prompts``, ``answers`` and ``detections`` as memory
-layers in one layer-tree group "EarthGPT-X", styled and labelled.
+"""The session's output layers in QGIS (DESIGN §4): ``prompts``, ``answers``, ``detections`` and ``masks``
+as memory layers in one layer-tree group "EarthGPT-X", styled and labelled (outlines, ``masks``, are
+multipolygons: one feature per outline, however many parts it has).
 
 A memory layer holds one geometry type, while prompts, answers (a prompt's geometry or a chip footprint)
 and detections may each be points, lines or polygons. So each schema layer is one memory layer per
@@ -43,14 +44,16 @@ _STYLES = {
     "prompts": ("255,120,0,255", "255,120,0,0", "dash", "0.6"),
     "answers": ("215,175,30,170", "255,235,140,80", "solid", "0.3"),
     "detections": ("220,20,60,255", "220,20,60,0", "solid", "1.0"),
+    "masks": ("0,160,255,255", "0,160,255,70", "solid", "0.6"),
 }
 _LABELS = {
     "prompts": '"prompt_index"',
     "answers": """left("answer", 40) || if(length("answer") > 40, '…', '')""",
     "detections": '"label"',
+    "masks": '"label"',
 }
 #: drawing order within the group, top first: outlines over fills
-_ORDER = [f"{name}:{family}" for name in ("detections", "prompts", "answers") for family in FAMILIES]
+_ORDER = [f"{name}:{family}" for name in ("detections", "masks", "prompts", "answers") for family in FAMILIES]
 
 
 def tr(text: str) -> str:
@@ -97,13 +100,13 @@ class OutputLayers:
                 for name in LAYERS}
 
     def add_question(self, prompts: Sequence[Item], answer: Optional[Item],
-                     detections: Sequence[Item]) -> Dict[str, int]:
+                     detections: Sequence[Item], masks: Sequence[Item] = ()) -> Dict[str, int]:
         """Add one question's features (geometries in the project CRS, attributes by schema name; missing
         ones are NULL) and return how many went to each schema layer. Bad geometry raises
         ``InvalidArgumentError`` before anything is added."""
         require_main_thread()
         items = ([("prompts", item) for item in prompts] + ([("answers", answer)] if answer else [])
-                 + [("detections", item) for item in detections])
+                 + [("detections", item) for item in detections] + [("masks", item) for item in masks])
         for name, (geometry, _) in items:
             if family_of(geometry) is None:
                 raise InvalidArgumentError(tr("A {layer} feature has no point, line or polygon geometry.")
@@ -147,7 +150,8 @@ class OutputLayers:
 
     def _create(self, role: str) -> QgsVectorLayer:
         name, family = role.split(":")
-        layer = QgsVectorLayer(f"{_WKB_NAMES[family]}?{_fields_uri(name)}", _display_name(name, family), "memory")
+        wkb = "MultiPolygon" if name == "masks" else _WKB_NAMES[family]
+        layer = QgsVectorLayer(f"{wkb}?{_fields_uri(name)}", _display_name(name, family), "memory")
         layer.setCrs(self._project.crs())
         layer.setCustomProperty(ROLE_KEY, role)
         _style(layer, name, family)

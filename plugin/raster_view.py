@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
-from qgis.core import (Qgis, QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsGeometry, QgsPointXY, QgsProject,
-                       QgsRasterLayer, QgsRectangle, QgsWkbTypes)
+from qgis.core import (Qgis, QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsDistanceArea, QgsGeometry,
+                       QgsPointXY, QgsProject, QgsRasterLayer, QgsRectangle, QgsUnitTypes, QgsWkbTypes)
 
 from ..model_backend.core.affine import Affine
 from ..model_backend.core.chip import Chip
@@ -239,6 +239,33 @@ def chip_shape_geometry(chip: Chip, shape: VisualPrompt, to_crs: QgsCoordinateRe
     if to_crs != chip_crs:
         geom.transform(QgsCoordinateTransform(chip_crs, to_crs, QgsProject.instance()))
     return geom
+
+
+def chip_polygons_geometry(chip: Chip, polygons: Sequence[Sequence[Sequence[Sequence[float]]]],
+                           to_crs: QgsCoordinateReferenceSystem,
+                           chip_crs: QgsCoordinateReferenceSystem) -> QgsGeometry:
+    """Polygons in chip pixels (each a list of rings, exterior first, of (col, row)) as one
+    multipolygon in ``to_crs``: every vertex through the chip's affine, then transformed."""
+    parts = []
+    for rings in polygons:
+        mapped = []
+        for ring in rings:
+            pts = chip.to_crs(np.asarray(ring, dtype=float))
+            mapped.append([QgsPointXY(float(x), float(y)) for x, y in pts])
+        parts.append(mapped)
+    geom = QgsGeometry.fromMultiPolygonXY(parts)
+    if to_crs != chip_crs:
+        geom.transform(QgsCoordinateTransform(chip_crs, to_crs, QgsProject.instance()))
+    return geom
+
+
+def ground_area_m2(geometry: QgsGeometry, crs: QgsCoordinateReferenceSystem) -> Optional[float]:
+    """Ellipsoidal area in square metres of ``geometry`` (in ``crs``), None for a CRS without an ellipsoid."""
+    measure = QgsDistanceArea()
+    measure.setSourceCrs(crs, QgsProject.instance().transformContext())
+    if not measure.setEllipsoid(crs.ellipsoidAcronym()) or not measure.willUseEllipsoid():
+        return None
+    return measure.convertAreaMeasurement(measure.measureArea(geometry), QgsUnitTypes.AreaUnit.AreaSquareMeters)
 
 
 def is_single_region(prompts: Sequence[DrawnPrompt]) -> bool:

@@ -14,7 +14,7 @@ from typing import Optional
 from qgis.core import QgsApplication, QgsAuthMethodConfig, QgsSettings
 
 from ..model_backend.core.chip_plan import ChipSettings
-from ..model_backend.core.engine_options import DEFAULT_MODEL
+from ..model_backend.core.engine_options import DEFAULT_MODEL, DEFAULT_SEGMENTER
 
 PREFIX = "earthgptx/"
 
@@ -36,7 +36,8 @@ class PluginSettings:
     connect, to send the first piece of an answer and between two pieces. thinking: let a thinking model
     think before it answers (its thoughts are kept apart). concurrency: tile questions a search keeps in
     flight against a server; batch_size: tiles a local model is asked in one generate (0: as many as its
-    free memory holds)."""
+    free memory holds). segmenter: the outlining model (SAM 2.1, SAM, SAM 3; hub id or folder), run by
+    the same worker on the local device."""
 
     backend: str = "local"
     model: str = DEFAULT_MODEL
@@ -53,6 +54,7 @@ class PluginSettings:
     min_size: int = ChipSettings.min_size
     concurrency: int = 4
     batch_size: int = 1
+    segmenter: str = DEFAULT_SEGMENTER
     worker_python: str = ""
 
     @classmethod
@@ -88,6 +90,11 @@ class PluginSettings:
         if self.backend == "openai":
             return {"concurrency": max(1, self.concurrency), "batch_size": 1}
         return {"concurrency": 1, "batch_size": self.batch_size if self.batch_size > 0 else "auto"}
+
+    def segment_request(self) -> dict:
+        """The worker's ``segment`` fields naming the segmenter (PROTOCOL.md)."""
+        return {"segmenter": self.segmenter or DEFAULT_SEGMENTER,
+                "device": self.device if self.backend == "local" else "auto"}
 
     def token(self) -> Optional[str]:
         """The endpoint's token from the QGIS authentication database (stored as a Basic password)."""

@@ -89,6 +89,9 @@ class SettingsDialog(QDialog):
         self.batch_size.setValue(settings.batch_size)
         self.batch_size.setToolTip(tr("Find objects with a local model: tiles asked in one generate"))
         form.addRow(tr("Tiles per generate (local)"), self.batch_size)
+        self.segmenter = QLineEdit(settings.segmenter)
+        self.segmenter.setToolTip(tr("The model that draws outlines (SAM 2.1, SAM or SAM 3): a hub id or a folder"))
+        form.addRow(tr("Segmenter (outlines)"), self.segmenter)
         self.worker_python = QgsFileWidget()
         self.worker_python.setFilePath(settings.worker_python)
         form.addRow(tr("Worker Python"), self.worker_python)
@@ -105,4 +108,5 @@ class SettingsDialog(QDialog):
                               quantization=self.quantization.currentText(), max_new_tokens=self.max_new_tokens.value(),
                               max_pixels=self.max_pixels.value(), context=self.context.value(),
                               min_size=self.min_size.value(), concurrency=self.concurrency.value(),
-                              batch_size=self.batch_size.value(), worker_python=self.worker_python.filePath())
+                              batch_size=self.batch_size.value(), segmenter=self.segmenter.text().strip(),
+                              worker_python=self.worker_python.filePath())

@@ -1,4 +1,5 @@
-"""Background work of the plugin as QgsTasks: starting and loading the worker, and asking a question.
+"""Background work of the plugin as QgsTasks: starting and loading the worker, asking a question and
+outlining (the prompts, or a grounding answer's regions).
 
 The QGIS main thread never waits on the model: tasks run in QGIS's task manager threads, stream
 tokens back through queued Qt signals, and hand their results to ``finished`` (main thread).
@@ -84,7 +85,8 @@ class QuestionTask(WorkerTask):
     def __init__(self, question_id: str, client: WorkerClient, provider, view: LayerView, info: RasterInfo,
                  plan: ChipPlan, chip_prompts: List[VisualPrompt], instruction: str, task: Task,
                  modality: Optional[Modality], bands, max_new_tokens: int, history: List[Turn],
-                 on_done: Callable[["QuestionTask"], None]):
+                 on_done: Callable[["QuestionTask"], None], outline: Optional[dict] = None,
+                 segment_only: bool = False, start_worker: Optional[Callable[[], WorkerClient]] = None):
         super().__init__(f"EarthGPT-X: {instruction[:40] or task.value}")
         self.question_id = question_id
         self.client, self.provider, self.view, self.info, self.plan = client, provider, view, info, plan
@@ -95,6 +97,10 @@ class QuestionTask(WorkerTask):
         self.chip: Optional[Chip] = None
         self.request: Optional[AskRequest] = None
         self.answer: Optional[Answer] = None
+        #: outline: the worker's segment fields (the segmenter...) to outline the answer's regions, or the
+        #: prompts when ``segment_only`` (no question to the VLM; ``start_worker`` gives the worker then)
+        self.outline, self.segment_only, self.start_worker = outline, segment_only, start_worker
+        self.outlines: Optional[dict] = None
 
     def run(self) -> bool:
         return self.guarded(self._ask)
@@ -103,6 +109,12 @@ class QuestionTask(WorkerTask):
         self.progressMessage.emit(self.question_id, tr("Reading the chip..."))
         self.chip = read_chip(self.provider, self.view, self.info, self.plan, self.modality, self.bands)
         self.setProgress(20)
+        if self.segment_only:
+            self.progressMessage.emit(self.question_id, tr("Outlining..."))
+            self.outlines = self.start_worker().segment(
+                self.chip.image, prompts=self.chip_prompts, label=self.instruction,
+                on_progress=lambda m: self.progressMessage.emit(self.question_id, m), **self.outline)
+            return
         self.request = AskRequest(image=self.chip.image, instruction=self.instruction,
                                   prompts=tuple(self.chip_prompts), task=self.task_kind,
                                   modality=self.chip.modality, history=tuple(self.history),
@@ -111,6 +123,14 @@ class QuestionTask(WorkerTask):
         self.answer = self.client.ask(self.request, on_text=lambda t: self.tokenReceived.emit(self.question_id, t),
                                       cancel=self.stop,
                                       on_reasoning=lambda t: self.reasoningReceived.emit(self.question_id, t))
+        if self.outline and self.answer.regions and self.answer.meta.finish_reason != "cancelled":
+            self.progressMessage.emit(self.question_id, tr("Outlining {0} region(s)...").format(
+                len(self.answer.regions)))
+            detections = [{"kind": r.shape.kind.value, "vertices": [list(v) for v in r.shape.vertices], "rank": k,
+                           "label": r.label} for k, r in enumerate(self.answer.regions, start=1)]
+            self.outlines = self.client.segment(self.chip.image, detections=detections,
+                                                on_progress=lambda m: self.progressMessage.emit(self.question_id, m),
+                                                **self.outline)
 
     def cancel(self) -> None:
         self.stop.set()

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -31,7 +31,7 @@ from . import PROTOCOL_VERSION
 
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _FINAL = {"hello": {"hello"}, "load": {"loaded"}, "ask": {"answer"}, "find": {"found"},
-          "plan_find": {"planned"}, "cancel": {"ok"}, "status": {"status"},
+          "plan_find": {"planned"}, "segment": {"segmented"}, "cancel": {"ok"}, "status": {"status"},
           "shutdown": {"bye"}}
 LOAD_TIMEOUT_S = 3600.0
 ASK_TIMEOUT_S = 1800.0
@@ -146,15 +146,7 @@ class WorkerClient:
         if not self.alive:
             raise WorkerError("the worker is not running; restart it")
         rid = next(self._ids)
-        chip = os.path.join(self._tmp, f"chip-{rid}.npy")
-        try:
-            os.makedirs(self._tmp, exist_ok=True)  # a temp cleaner may have removed it
-            np.save(chip, np.ascontiguousarray(request.image, dtype=np.uint8), allow_pickle=False)
-        except OSError as exc:
-            if os.path.exists(chip):
-                os.remove(chip)
-            raise WorkerError(f"cannot hand the chip to the worker through {self._tmp}: "
-                              f"{exc.strerror or exc}") from None
+        chip = self._write_chip(rid, request.image)
         message = {"type": "ask", "id": rid, "chip": chip, "instruction": request.instruction,
                    "task": request.task.value, "modality": request.modality.value,
                    "prompts": prompts_to_dicts(request.prompts),
@@ -211,6 +203,39 @@ class WorkerClient:
         reply = self._request({"type": "plan_find", "rasters": list(rasters), "phrase": phrase, **fields},
                               timeout=timeout)
         return reply["rasters"]
+
+    def segment(self, image: np.ndarray, prompts=(), detections: Sequence[Dict[str, Any]] = (),
+                timeout: float = ASK_TIMEOUT_S, on_progress: Optional[Callable[[str], None]] = None,
+                **fields: Any) -> Dict[str, Any]:
+        """Outlines on ``image`` (uint8 (H, W, 3)) of ``prompts`` (VisualPrompts in chip pixels) and
+        ``detections`` (``{"kind", "vertices", "rank", "label"}`` in chip pixels), with the fields of
+        PROTOCOL.md's ``segment`` (``segmenter``, ``phrase``, ``simplify_px``, ...); returns the
+        ``segmented`` reply (``masks``: polygons in chip pixels, each with its score and source)."""
+        if not self.alive:
+            raise WorkerError("the worker is not running; restart it")
+        rid = next(self._ids)
+        chip = self._write_chip(rid, image)
+        try:
+            return self._request({"type": "segment", "id": rid, "chip": chip, "prompts": prompts_to_dicts(prompts),
+                                  "detections": list(detections), **fields}, timeout=timeout,
+                                 on_event=lambda m: on_progress and m["type"] == "progress"
+                                 and on_progress(m["message"]))
+        finally:
+            if os.path.exists(chip):
+                os.remove(chip)
+
+    def _write_chip(self, rid: int, image: np.ndarray) -> str:
+        """The chip saved in this client's private folder for the worker to read."""
+        chip = os.path.join(self._tmp, f"chip-{rid}.npy")
+        try:
+            os.makedirs(self._tmp, exist_ok=True)  # a temp cleaner may have removed it
+            np.save(chip, np.ascontiguousarray(image, dtype=np.uint8), allow_pickle=False)
+        except OSError as exc:
+            if os.path.exists(chip):
+                os.remove(chip)
+            raise WorkerError(f"cannot hand the chip to the worker through {self._tmp}: "
+                              f"{exc.strerror or exc}") from None
+        return chip
 
     def cancel(self, target: Any) -> None:
         self._request({"type": "cancel", "target": target}, timeout=10)

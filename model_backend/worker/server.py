@@ -28,6 +28,8 @@ class Worker:
         self._out = out
         self._lock = threading.Lock()
         self.engine: Optional[Engine] = None
+        self.segmenter: Optional[Any] = None        # a models.segmentation.SegmentEngine, loaded by segment
+        self._segmenter_spec: Optional[tuple] = None
         self.state = "idle"
         self.job: Optional[Any] = None
         self._cancel = threading.Event()
@@ -68,7 +70,7 @@ class Worker:
             self._cancel.set()
             self.send({"type": "bye", "id": rid})
             return False
-        elif kind in ("load", "ask", "find", "plan_find"):
+        elif kind in ("load", "ask", "find", "plan_find", "segment"):
             self._start_job(rid, kind, request)
         else:
             self.error(rid, "BadRequest", f"unknown request type {kind!r}")
@@ -85,7 +87,8 @@ class Worker:
         self._cancel.clear()
         run: Callable[[Any, Dict[str, Any]], Dict[str, Any]] = {"load": self._load, "ask": self._ask,
                                                                  "find": self._find,
-                                                                 "plan_find": self._plan_find}[kind]
+                                                                 "plan_find": self._plan_find,
+                                                                 "segment": self._segment}[kind]
         self._thread = threading.Thread(target=self._run_job, args=(run, rid, request), daemon=True)
         self._thread.start()
 
@@ -130,11 +133,7 @@ class Worker:
         return {"type": "loaded", "id": rid, "model": self.engine.describe()}
 
     def _ask(self, rid, request: Dict[str, Any]) -> Dict[str, Any]:
-        try:
-            image = np.load(request["chip"], allow_pickle=False)
-        except (OSError, ValueError, KeyError) as exc:
-            raise InvalidArgumentError(f"cannot read the chip file: {exc}") from None
-        ask = AskRequest(image=image, instruction=str(request.get("instruction", "")),
+        ask = AskRequest(image=self._chip(request), instruction=str(request.get("instruction", "")),
                          prompts=prompts_from_dicts(request.get("prompts", [])),
                          task=request.get("task", "chat"), modality=request.get("modality", "optical"),
                          history=history_from_dicts(request.get("history")),
@@ -173,6 +172,51 @@ class Worker:
             if result.cancelled:
                 break
         return {"type": "found", "id": rid, "searches": summaries}
+
+    def _segment(self, rid, request: Dict[str, Any]) -> Dict[str, Any]:
+        """Outlines of the request's prompts and detections (chip pixels) on its chip, and of its phrase
+        (SAM 3), with the segmenter it names (loaded, or replaced, first): polygons on the chip's pixel
+        grid, each ring a list of (col, row)."""
+        from ..core.engine_options import DEFAULT_SEGMENTER
+        from ..core.mask_prompts import from_detection, from_prompt
+        from ..core.prompts import PromptKind, VisualPrompt
+        from ..geo.masks import check_outline_settings, mask_polygons
+        from ..models.loading import LoadPolicy
+        from ..models.segmentation import SegmentEngine
+
+        simplify, min_area = float(request.get("simplify_px", 0.0)), float(request.get("min_area_px", 0.0))
+        check_outline_settings(min_area, simplify)
+        image = self._chip(request)
+        spec = (request.get("segmenter") or DEFAULT_SEGMENTER, request.get("device", "auto"),
+                request.get("precision", "auto"))
+        if self.segmenter is None or self._segmenter_spec != spec:
+            if self.segmenter is not None:
+                self.segmenter.close()
+                self.segmenter = None
+            self.segmenter = SegmentEngine(spec[0], LoadPolicy(spec[1], spec[2]), on_status=lambda m: self.send(
+                {"type": "progress", "id": rid, "message": m}))
+            self._segmenter_spec = spec
+        label = str(request.get("label") or "")
+        asked = [from_prompt(p, label) for p in prompts_from_dicts(request.get("prompts", []))]
+        for d in request.get("detections", []):
+            shape = VisualPrompt(PromptKind(d["kind"]), tuple(tuple(v) for v in d["vertices"]))
+            asked.append(from_detection(shape, int(d["rank"]), str(d.get("label") or "")))
+        masks, empty = [], 0
+        for m in self.segmenter.segment(image, asked, request.get("phrase") or None):
+            polygons = mask_polygons(m.mask, min_area_px=min_area, simplify_px=simplify)
+            if not polygons:
+                empty += 1
+                continue
+            masks.append({"polygons": [[list(p.exterior.coords)] + [list(r.coords) for r in p.interiors]
+                                       for p in polygons],
+                          "score": m.score, "kind": m.prompt.kind, "index": m.prompt.index, "label": m.prompt.label})
+        return {"type": "segmented", "id": rid, "masks": masks, "empty": empty, "segmenter": self.segmenter.describe()}
+
+    def _chip(self, request: Dict[str, Any]) -> np.ndarray:
+        try:
+            return np.load(request["chip"], allow_pickle=False)
+        except (OSError, ValueError, KeyError) as exc:
+            raise InvalidArgumentError(f"cannot read the chip file: {exc}") from None
 
     def heartbeat(self, period: float, stop: threading.Event) -> None:
         while not stop.wait(period):

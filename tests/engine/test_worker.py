@@ -286,3 +286,25 @@ def test_a_search_is_planned_without_a_model_then_run_and_cancelled_by_the_worke
     with fiona.open(out, layer="answers") as src:
         assert len(src) == search["answers"] == search["tiles"]["done"] - search["tiles"]["skipped_nodata"]
     assert worker.status()["state"] == "idle"
+
+
+def test_the_worker_outlines_prompts_and_detections_with_no_vlm_loaded(worker, tmp_path):
+    """``segment`` loads the segmenter it names (none of the VLM) and answers polygons on the chip's
+    pixel grid that cover each mask, for a drawn prompt and a grounding answer's detection."""
+    from model_backend.testing.tiny_sam import build_tiny_sam
+
+    sam2 = build_tiny_sam(str(tmp_path / "sam2"), "sam2")
+    progress = []
+    reply = worker.segment(CHIP, prompts=[VisualPrompt.box(20, 30, 200, 180, index=1)],
+                           detections=[{"kind": "box", "vertices": [[40, 40], [120, 100]], "rank": 2, "label": "ship"}],
+                           segmenter=sam2, device="cpu", on_progress=progress.append, timeout=120)
+    assert any("Loading the segmenter" in p for p in progress) and reply["segmenter"]["family"] == "sam2"
+    assert len(reply["masks"]) + reply["empty"] == 2
+    for m in reply["masks"]:
+        assert (m["kind"], m["index"]) in (("box", 1), ("detection", 2)) and 0 <= m["score"] <= 1
+        coords = np.array([xy for polygon in m["polygons"] for ring in polygon for xy in ring])
+        assert np.array_equal(coords, np.round(coords)) and coords.min() >= 0
+        assert coords[:, 0].max() <= CHIP.shape[1] and coords[:, 1].max() <= CHIP.shape[0]
+    with pytest.raises(InvalidArgumentError, match="--min-area must be"):
+        worker.segment(CHIP, prompts=[VisualPrompt.point(5, 5)], segmenter=sam2, device="cpu", min_area_px=-2)
+    assert worker.status()["model"] is None and worker.status()["state"] == "idle"

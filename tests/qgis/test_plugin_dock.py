@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from pyproj import CRS
 from qgis.core import (QgsApplication, QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsGeometry,
-                       QgsPointXY, QgsProject, QgsRasterLayer, QgsRectangle)
+                       QgsPointXY, QgsProject, QgsRasterLayer, QgsRectangle, QgsWkbTypes)
 from qgis.gui import QgsMapCanvas, QgsMapMouseEvent
 from qgis.PyQt.QtCore import QEvent, QPoint, QPointF, Qt, QTimer, QUrl
 from qgis.PyQt.QtGui import QMouseEvent
@@ -473,3 +473,76 @@ def test_search_settings_round_trip_through_the_dialog_and_qgis_settings(pkg, qg
     loaded.backend, loaded.batch_size = "openai", 3
     assert loaded.find_options() == {"concurrency": 12, "batch_size": 1}
     PluginSettings().save()
+
+
+@pytest.fixture(scope="module")
+def tiny_sam2(tmp_path_factory):
+    from model_backend.testing.tiny_sam import build_tiny_sam
+    return build_tiny_sam(str(tmp_path_factory.mktemp("sam2")), "sam2")
+
+
+def test_segment_task_outlines_the_drawn_box_without_loading_a_vlm(pkg, qgis_iface, qgis_new_project, tiny_sam2):
+    """The dock's Segment task: the box's outline in the masks layer (a multipolygon inside the chip,
+    its ground area in m²), the prompt in the prompts layer, and no VLM loaded."""
+    layer = QgsRasterLayer(RASTERS["utm_landsat"], "landsat", "gdal")
+    QgsProject.instance().addMapLayer(layer)
+    QgsProject.instance().setCrs(layer.crs())
+    dock = make_dock(pkg, qgis_iface, layer, model=str(ROOT), segmenter=tiny_sam2, device="cpu", max_pixels=65536)
+    try:
+        e = layer.extent()
+        box = QgsGeometry.fromRect(QgsRectangle(e.xMinimum() + 0.3 * e.width(), e.yMinimum() + 0.3 * e.height(),
+                                                e.xMinimum() + 0.6 * e.width(), e.yMinimum() + 0.5 * e.height()))
+        dock.canvas.setDestinationCrs(layer.crs())
+        dock.add_prompt("box", box)
+        dock.task_box.setCurrentIndex(dock.task_box.findData("segment"))
+        dock.question.setPlainText("field")
+        done = []
+        dock.questionFinished.connect(done.append)
+        dock.ask()
+        assert wait_for(lambda: done, 120), dock.conversation.toPlainText()
+        assert "outline(s)" in dock.conversation.toPlainText() and dock.model is None
+        layers = dock.outputs.layers()
+        masks = [f for lyr in layers["masks"] for f in lyr.getFeatures()]
+        assert len(masks) == 1 and all(lyr.wkbType() == QgsWkbTypes.Type.MultiPolygon for lyr in layers["masks"])
+        for m in masks:
+            assert (m["prompt_index"], m["prompt_kind"], m["label"]) == (1, "box", "field")
+            assert layer.extent().contains(m.geometry().boundingBox())
+            assert m["area_m2"] == pytest.approx(m.geometry().area(), rel=2e-3)   # UTM: ground area ~ map area
+        (prompt,) = [f for lyr in layers["prompts"] for f in lyr.getFeatures()]
+        assert prompt["kind"] == "box" and not [f for lyr in layers["answers"] for f in lyr.getFeatures()]
+    finally:
+        dock.shutdown()
+        dock.deleteLater()
+    QgsProject.instance().removeAllMapLayers()
+
+
+def test_find_all_with_outlines_puts_one_outline_per_region_under_its_answer(pkg, qgis_iface, qgis_new_project,
+                                                                             tiny_sam2):
+    layer = QgsRasterLayer(RASTERS["utm_landsat"], "landsat", "gdal")
+    QgsProject.instance().addMapLayer(layer)
+    QgsProject.instance().setCrs(QgsCoordinateReferenceSystem("EPSG:3857"))
+    answer = '[{"bbox_2d": [100, 200, 400, 450], "label": "ship"}, {"bbox_2d": [500, 500, 800, 700], "label": "tank"}]'
+    with serve(stream(sse_events([answer]))) as srv:
+        dock = make_dock(pkg, qgis_iface, layer, backend="openai", endpoint=url(srv), model="scripted",
+                         segmenter=tiny_sam2, max_pixels=65536)
+        try:
+            dock.task_box.setCurrentIndex(dock.task_box.findData("grounding"))
+            dock.outlines_box.setChecked(True)
+            dock.question.setPlainText("ships")
+            done = []
+            dock.questionFinished.connect(done.append)
+            dock.ask()
+            assert wait_for(lambda: done, 120), dock.conversation.toPlainText()
+            layers = dock.outputs.layers()
+            (answer_row,) = [f for lyr in layers["answers"] for f in lyr.getFeatures()]
+            masks = [f for lyr in layers["masks"] for f in lyr.getFeatures()]
+            assert "2 outline(s)" in dock.conversation.toPlainText() and len(masks) == 2
+            for m in masks:
+                assert m["answer_id"] == answer_row["answer_id"] and m["prompt_kind"] == "detection"
+                assert (m["rank"], m["label"]) in ((1, "ship"), (2, "tank")) and m["area_m2"] > 0
+                # Web Mercator at 26 N inflates map areas; the ground area is smaller than the map area
+                assert m["area_m2"] < m.geometry().area()
+        finally:
+            dock.shutdown()
+            dock.deleteLater()
+    QgsProject.instance().removeAllMapLayers()
