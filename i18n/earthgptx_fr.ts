@@ -97,7 +97,7 @@
         <location filename="../plugin/dock.py" line="67"/>
         <location filename="../plugin/layers.py" line="172"/>
         <location filename="../plugin/plugin_main.py" line="45"/>
-        <location filename="../plugin/processing/provider.py" line="23"/>
+        <location filename="../plugin/processing/provider.py" line="24"/>
         <source>EarthGPT-X</source>
         <translation>EarthGPT-X</translation>
     </message>
@@ -105,6 +105,7 @@
         <location filename="../plugin/dock.py" line="96"/>
         <location filename="../plugin/processing/ask_features.py" line="41"/>
         <location filename="../plugin/processing/describe_scene.py" line="39"/>
+        <location filename="../plugin/processing/segment_objects.py" line="44"/>
         <source>Raster</source>
         <translation>Raster</translation>
     </message>
@@ -137,7 +138,7 @@
     </message>
     <message>
         <location filename="../plugin/dock.py" line="109"/>
-        <location filename="../plugin/processing/common.py" line="127"/>
+        <location filename="../plugin/processing/common.py" line="134"/>
         <source>Task</source>
         <translation>Tâche</translation>
     </message>
@@ -461,6 +462,7 @@
     </message>
     <message>
         <location filename="../plugin/processing/ask_features.py" line="96"/>
+        <location filename="../plugin/processing/segment_objects.py" line="111"/>
         <source>feature {0}: {1}</source>
         <translation>entité {0} : {1}</translation>
     </message>
@@ -599,6 +601,61 @@
         <location filename="../plugin/processing/find_objects.py" line="179"/>
         <source>tile answers</source>
         <translation>réponses par tuile</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/segment_objects.py" line="32"/>
+        <source>Segment objects</source>
+        <translation>Segmenter des objets</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/segment_objects.py" line="35"/>
+        <source>Outlines what each point or polygon of a layer points at on a raster (SAM 2.1 by default: a point, or a region's box with points inside it), or with a SAM 3 segmenter every instance of a phrase. Outlines follow the raster's pixel grid exactly (Simplify 0) and are written in the raster's CRS with their score and ground area in m².</source>
+        <translation>Contoure ce que désigne chaque point ou polygone d'une couche sur un raster (SAM 2.1 par défaut : un point, ou la boîte d'une région avec des points à l'intérieur), ou, avec un segmenteur SAM 3, chaque occurrence d'une phrase. Les contours suivent exactement la grille de pixels du raster (Simplifier 0) et sont écrits dans le SCR du raster avec leur score et leur surface au sol en m².</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/segment_objects.py" line="46"/>
+        <source>Points or polygons to outline</source>
+        <translation>Points ou polygones à contourer</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/segment_objects.py" line="48"/>
+        <source>Phrase to outline (SAM 3)</source>
+        <translation>Phrase à contourer (SAM 3)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/segment_objects.py" line="49"/>
+        <source>Simplify (chip pixels; 0: exact)</source>
+        <translation>Simplifier (pixels de vignette ; 0 : exact)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/segment_objects.py" line="51"/>
+        <source>Smallest part kept (chip pixels)</source>
+        <translation>Plus petite partie gardée (pixels de vignette)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/segment_objects.py" line="53"/>
+        <source>Segmenter (empty: the plugin's settings)</source>
+        <translation>Segmenteur (vide : les paramètres de l'extension)</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/segment_objects.py" line="57"/>
+        <source>Outlines</source>
+        <translation>Contours</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/segment_objects.py" line="65"/>
+        <source>Nothing to outline: give a layer of points or polygons, or a phrase with a SAM 3 segmenter</source>
+        <translation>Rien à contourer : donnez une couche de points ou de polygones, ou une phrase avec un segmenteur SAM 3</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/segment_objects.py" line="90"/>
+        <source>feature {0}: not a point or a polygon, skipped</source>
+        <translation>entité {0} : ni un point ni un polygone, ignorée</translation>
+    </message>
+    <message>
+        <location filename="../plugin/processing/segment_objects.py" line="124"/>
+        <source>{0} outline(s) written</source>
+        <translation>{0} contour(s) écrit(s)</translation>
     </message>
     <message>
         <location filename="../plugin/settings_dialog.py" line="24"/>

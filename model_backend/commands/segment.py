@@ -1,7 +1,7 @@
 """The ``segment`` command: ``python -m model_backend segment RASTER (--point X Y | --box MINX MINY MAXX MAXY |
 --polygon WKT)... [--text PHRASE] [--crs AUTH:CODE] [--model ID_OR_FOLDER] [--simplify PX] [--min-area PX]
---out FILE.gpkg|FILE.shp``: outlines of what the prompts point at (or, with SAM 3, of every instance of a
-phrase), exact on the pixel grid, as the ``masks`` layer."""
+--out FILE.gpkg|FILE.shp``: outlines of what the prompts point at and, with SAM 3, of every instance of a
+phrase, exact on the pixel grid, as the ``masks`` layer."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
                                          "SAM, SAM 3) and write the outlines as polygons")
     seg.add_argument("raster", help="raster file")
     add_prompt_options(seg, scribble=False)
-    seg.add_argument("--text", metavar="PHRASE", help="SAM 3: outline every instance of this phrase on the chip")
+    seg.add_argument("--text", metavar="PHRASE", help="SAM 3: also outline every instance of this phrase on the chip")
     seg.add_argument("--crs", help="CRS of the prompts (default: the raster's)")
     add_segmenter_options(seg, "--model", DEFAULT_SEGMENTER, "--device")
     add_outline_options(seg)

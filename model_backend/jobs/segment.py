@@ -73,16 +73,13 @@ def segment_raster(raster: str, prompts: Sequence[VisualPrompt], prompt_crs: Opt
 
 def check_segment_request(prompts: Sequence[VisualPrompt], phrase: Optional[str], family: Optional[str]) -> None:
     """Refuse, before any reading, a request with nothing to outline or one the segmenter ``family``
-    (``sam2``, ``sam``, ``sam3``; None: not known yet) cannot answer: SAM 3 outlines phrases, the others
-    prompts."""
+    (``sam2``, ``sam``, ``sam3``; None: not known yet) cannot answer: SAM 3 outlines prompts and phrases,
+    the others prompts only."""
     if phrase is not None and not phrase.strip():
         raise InvalidArgumentError("--text is empty: give the phrase to outline, e.g. \"ships\"")
     if not prompts and not phrase:
         raise InvalidArgumentError("nothing to outline: give --point, --box or --polygon prompts, or --text with "
                                    "a SAM 3 model")
-    if family == "sam3" and prompts:
-        raise InvalidArgumentError("SAM 3 outlines a phrase (--text), not drawn prompts: choose SAM 2.1 (the "
-                                   "default) for --point, --box and --polygon")
     if family in ("sam2", "sam") and phrase:
         raise InvalidArgumentError(f"a {family.upper()} model outlines prompts only; --text needs a SAM 3 model")
 

@@ -1,11 +1,14 @@
 """The segmentation engine: SAM 2.1 (default), SAM or SAM 3 through transformers, prompts in chip
-pixels to boolean masks of the chip's size, each with its score (headless side; torch).
+pixels (and, with SAM 3, noun phrases) to boolean masks of the chip's size, each with its score (headless
+side; torch).
 
 Loading follows the VLM rules (``loading``): a folder or hub id (offline message when missing), the
 device from ``LoadPolicy`` (``auto``: CUDA, MPS, CPU), the precision (``auto``: bfloat16 on CUDA,
 float32 elsewhere; these models are small and never quantized to 4-bit), the memory the weights and one
 image's activations need estimated from the configuration and refused when it does not fit. The image
-is encoded once per chip (``encode``) and the embeddings reused for every prompt on it.
+is encoded once per ``segment`` call and the embeddings reused for every prompt on it. SAM 3 outlines a
+phrase with its detector (``Sam3Model``) and drawn prompts with its tracker (``Sam3TrackerModel``, from
+the same folder, loaded the first time prompts come and sharing the detector's image backbone).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -103,7 +106,8 @@ def plan_segmenter(source: str, policy: LoadPolicy, model_id: Optional[str] = No
 def estimate_segmenter_bytes(source: str, precision: str) -> int:
     """Bytes the segmenter in folder ``source`` needs: its stored parameters (counted from the
     safetensors headers, no weights read) at the precision's size, plus a fixed margin for one image's
-    activations and the runtime."""
+    activations and the runtime. For SAM 3 they hold the detector and the tracker's heads and neck; the
+    tracker reuses the detector's backbone, so both loaded stay within the count."""
     return int(stored_parameters(source) * (2 if precision == "bf16" else 4)) + _ACTIVATION_MARGIN_BYTES
 
 
@@ -115,22 +119,28 @@ class SegmentEngine:
         import torch
         import transformers
 
-        source = resolve_source(model, on_status)
-        self.plan = plan_segmenter(source, policy, model_id=model)
+        self.source = resolve_source(model, on_status)
+        self.plan = plan_segmenter(self.source, policy, model_id=model)
+        self._on_status = on_status
         on_status(self.plan.announcement)
         started = time.perf_counter()
-        model_cls, processor_cls = (getattr(transformers, name) for name in CLASSES[self.plan.family])
-        dtype = torch.bfloat16 if self.plan.precision == "bf16" else torch.float32
+        self.dtype = torch.bfloat16 if self.plan.precision == "bf16" else torch.float32
+        loaded, self.processor = self._load(*(getattr(transformers, name) for name in CLASSES[self.plan.family]))
+        self.model = loaded.to(self.plan.device).eval()
+        #: SAM 3's (Sam3TrackerModel, Sam3TrackerProcessor) for drawn prompts, loaded when the first come
+        self.tracker: Optional[Tuple[Any, Any]] = None
+        self.load_seconds = time.perf_counter() - started
+
+    def _load(self, model_cls, processor_cls) -> Tuple[Any, Any]:
+        """``model_cls`` (on the CPU, in the plan's precision) and ``processor_cls`` from the folder, a
+        broken folder said in one line."""
         try:
-            check_model_folder(source)
-            self.processor = processor_cls.from_pretrained(source)
-            self.model = model_cls.from_pretrained(source, dtype=dtype).to(self.plan.device).eval()
+            check_model_folder(self.source)
+            return model_cls.from_pretrained(self.source, dtype=self.dtype), processor_cls.from_pretrained(self.source)
         except (OSError, ValueError, KeyError) as exc:
             first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-            raise ModelNotFoundError(f"the segmenter in {source} cannot be loaded: {first}; copy or download it "
-                                     f"again") from None
-        self.dtype = dtype
-        self.load_seconds = time.perf_counter() - started
+            raise ModelNotFoundError(f"the segmenter in {self.source} cannot be loaded: {first}; copy or download "
+                                     f"it again") from None
 
     @property
     def family(self) -> str:
@@ -149,38 +159,54 @@ class SegmentEngine:
     def segment(self, image: np.ndarray, prompts: Sequence[MaskPrompt], phrase: Optional[str] = None,
                 threshold: float = 0.5) -> List[Mask]:
         """Masks of ``image`` (uint8 (H, W, 3)) for each of ``prompts`` (chip pixels), the image encoded
-        once; with SAM 3, the instances of ``phrase`` whose score reaches ``threshold`` instead (ranked
-        by score). A lone point asks for three candidate masks and keeps the best scored (a point is
+        once; then, with SAM 3, the instances of ``phrase`` whose score reaches ``threshold`` (ranked by
+        score). A lone point asks for three candidate masks and keeps the best scored (a point is
         ambiguous: a car or the car park)."""
-        if self.takes_phrases:
-            if prompts or not (phrase or "").strip():
-                raise InvalidArgumentError(f"{self.plan.model_id} (SAM 3) outlines a phrase, not drawn prompts: give "
-                                           f"--text, or choose SAM 2.1 for prompts")
-            return self._phrase(image, phrase.strip(), threshold)
-        if phrase:
+        phrase = (phrase or "").strip()
+        if phrase and not self.takes_phrases:
             raise InvalidArgumentError(f"{self.plan.model_id} ({self.family}) outlines prompts only; a phrase needs "
                                        f"a SAM 3 model")
+        masks = self._prompted(image, prompts) if prompts else []
+        return masks + self._phrase(image, phrase, threshold) if phrase else masks
+
+    def _prompter(self) -> Tuple[Any, Any]:
+        """The model and processor that answer drawn prompts: the engine's own, or SAM 3's tracker, loaded
+        on the first call with the detector's backbone in place of its copy (the same weights)."""
+        if not self.takes_phrases:
+            return self.model, self.processor
+        if self.tracker is None:
+            import transformers
+
+            self._on_status(f"Loading the tracker of {self.plan.model_id} for drawn prompts.")
+            tracker, processor = self._load(transformers.Sam3TrackerModel, transformers.Sam3TrackerProcessor)
+            tracker.vision_encoder.backbone = self.model.vision_encoder.backbone
+            self.tracker = (tracker.to(self.plan.device).eval(), processor)
+        return self.tracker
+
+    def _prompted(self, image: np.ndarray, prompts: Sequence[MaskPrompt]) -> List[Mask]:
+        """One mask per prompt, the best scored of its candidates, the image encoded once."""
         import torch
 
-        inputs = self.processor(images=image, return_tensors="pt")
+        model, processor = self._prompter()
+        inputs = processor(images=image, return_tensors="pt")
         masks = []
         with torch.inference_mode():
-            embeddings = self._oom_guard(lambda: self.model.get_image_embeddings(
+            embeddings = self._oom_guard(lambda: model.get_image_embeddings(
                 inputs["pixel_values"].to(self.plan.device, self.dtype)))
             for p in prompts:
                 several = p.box is None and len(p.points) == 1
-                out = self.model(image_embeddings=embeddings, multimask_output=several,
-                                 **self._prompt_tensors(image, inputs, p))
+                out = model(image_embeddings=embeddings, multimask_output=several,
+                            **self._prompt_tensors(processor, image, inputs, p))
                 extra = (inputs["reshaped_input_sizes"],) if self.family == "sam" else ()
-                found = self.processor.post_process_masks(out.pred_masks.float().cpu(), inputs["original_sizes"],
-                                                          *extra)[0][0]          # (candidates, H, W)
+                found = processor.post_process_masks(out.pred_masks.float().cpu(), inputs["original_sizes"],
+                                                     *extra)[0][0]          # (candidates, H, W)
                 scores = out.iou_scores[0, 0].float().cpu()
                 best = int(torch.argmax(scores))
                 masks.append(Mask(found[best].numpy().astype(bool), float(scores[best]), p))
         return masks
 
-    def _prompt_tensors(self, image: np.ndarray, inputs, p: MaskPrompt) -> Dict[str, object]:
-        """One object's prompt as the model's tensors, rescaled by the processor to its input size
+    def _prompt_tensors(self, processor, image: np.ndarray, inputs, p: MaskPrompt) -> Dict[str, object]:
+        """One object's prompt as the model's tensors, rescaled by ``processor`` to its input size
         (nesting: image, object, point, xy)."""
         kwargs: Dict[str, object] = {}
         if p.points:
@@ -188,9 +214,9 @@ class SegmentEngine:
         if p.box is not None:
             kwargs["input_boxes"] = [[list(p.box)]]
         if self.family == "sam":   # SamProcessor rescales prompts from the image it is given
-            encoded = self.processor(images=image, return_tensors="pt", **kwargs)
+            encoded = processor(images=image, return_tensors="pt", **kwargs)
         else:
-            encoded = self.processor(original_sizes=inputs["original_sizes"], return_tensors="pt", **kwargs)
+            encoded = processor(original_sizes=inputs["original_sizes"], return_tensors="pt", **kwargs)
         out = {}
         for key in ("input_points", "input_labels", "input_boxes"):
             if key in encoded:
@@ -231,6 +257,7 @@ class SegmentEngine:
         import torch
 
         del self.model
+        self.tracker = None
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

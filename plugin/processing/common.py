@@ -96,6 +96,13 @@ def detection_fields() -> QgsFields:
     return fields
 
 
+def mask_fields() -> QgsFields:
+    fields = QgsFields()
+    for name, kind in FIELDS["masks"]:
+        fields.append(QgsField(name, _QTYPES[kind]))
+    return fields
+
+
 def answer_attributes(answer: Answer, request: AskRequest, source: str, resolution: float) -> Dict[str, object]:
     meta = answer.meta
     return {"answer_id": new_id(), "question_id": new_id(), "question": request.instruction, "answer": answer.text,

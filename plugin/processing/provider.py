@@ -11,6 +11,7 @@ from .ask_features import AskAboutFeatures
 from .common import tr
 from .describe_scene import DescribeScene
 from .find_objects import FindObjects
+from .segment_objects import SegmentObjects
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -26,5 +27,5 @@ class EarthGPTXProvider(QgsProcessingProvider):
         return QIcon(os.path.join(PLUGIN_DIR, "resources", "icon.svg"))
 
     def loadAlgorithms(self) -> None:  # noqa: N802 - QGIS API
-        for alg in (AskAboutFeatures(), DescribeScene(), FindObjects()):
+        for alg in (AskAboutFeatures(), DescribeScene(), FindObjects(), SegmentObjects()):
             self.addAlgorithm(alg)

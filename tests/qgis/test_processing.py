@@ -182,3 +182,29 @@ def test_find_objects_over_an_extent_and_its_refusals_before_the_model(env, tmp_
                             *extra], env=env[0], capture_output=True, text=True, timeout=300)
         log = r.stdout + r.stderr
         assert r.returncode != 0 and said in log and "Model:" not in log, log[-2000:]
+
+
+def test_segment_objects_outlines_each_point_and_refuses_nothing_to_outline(env, tmp_path):
+    from model_backend.testing.tiny_sam import build_tiny_sam
+    import rasterio
+    sam2 = build_tiny_sam(str(tmp_path / "sam2"), "sam2")
+    with rasterio.open(RASTERS["utm_landsat"]) as src:
+        t = src.transform
+    points = tmp_path / "points.geojson"
+    points.write_text(json.dumps({"type": "FeatureCollection", "crs": {"type": "name", "properties": {
+        "name": "urn:ogc:def:crs:EPSG::32618"}}, "features": [
+        {"type": "Feature", "properties": {"site": s}, "geometry": {"type": "Point", "coordinates": list(t * xy)}}
+        for s, xy in (("a", (400, 300)), ("b", (120, 560)))]}))
+    out = str(tmp_path / "outlines.gpkg")
+    run(env, "segmentobjects", INPUT=RASTERS["utm_landsat"], PROMPTS=str(points), SEGMENTER=sam2, OUTPUT=out)
+    with fiona.open(out) as src:
+        rows = [(f["properties"], f["geometry"]["type"]) for f in src]
+        assert "UTM zone 18N" in src.crs_wkt
+    assert len(rows) == 2 and sorted(p["prompt_index"] for p, _ in rows) == [0, 1]   # the features' ids
+    for props, kind in rows:
+        assert kind == "MultiPolygon" and props["prompt_kind"] == "point"
+        assert props["area_m2"] > 0 and 0 <= props["score"] <= 1 and props["model"] == sam2
+        assert len({p["question_id"] for p, _ in rows}) == 1
+    r = subprocess.run([QGIS_PROCESS, "run", "earthgptx:segmentobjects", f"--INPUT={RASTERS['utm_landsat']}",
+                        f"--OUTPUT={tmp_path / 'none.gpkg'}"], env=env[0], capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "Nothing to outline" in r.stdout + r.stderr and not (tmp_path / "none.gpkg").exists()
