@@ -252,3 +252,40 @@ def test_readme_commands_under_their_old_path_run_the_moved_modules(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert EarthGPTXProcessor.from_pretrained(str(tmp_path / "m")) is not None
+
+
+def test_a_mask_prompt_fills_its_channel_exactly_and_trains_from_jsonl(loaded, tmp_path):
+    """A segmentation as prompt: a box-shaped mask gives the same prompt channel as the box itself
+    (inside pixel centres), a mask with a hole keeps the hole, and a JSONL record's mask file reaches
+    the training batch."""
+    from PIL import Image
+
+    _, processor = loaded
+    image = _chip(48, 80)
+    box = np.zeros((48, 80), bool)
+    box[10:30, 20:50] = True
+    as_mask = processor(text=["<image>"], images=[image], prompts=[[]], mask_prompts=[{1: box}])["prompt_masks"][0, 0]
+    as_box = processor(text=["<image>"], images=[image], prompts=[[VisualPrompt.box(20, 10, 50, 30, 1)]])[
+        "prompt_masks"][0, 0]
+    assert torch.equal(as_mask, as_box) and as_mask.sum() > 0
+    ring = box.copy()
+    ring[15:25, 30:40] = False
+    channel = processor(text=["<image>"], images=[image], mask_prompts=[{2: ring}])["prompt_masks"][0]
+    assert channel[0].sum() == 0 and 0 < channel[1].sum() < as_box.sum()
+    size = processor.image_size
+    ox, oy, scale = (0.0, 16.0, size / 80.0)   # 80 wide: the 48 rows are centred with 16 empty rows above
+    y, x = int((20 + oy) * scale), int((35 + ox) * scale)
+    assert channel[1, y, x] == 0 and channel[1, int((12 + oy) * scale), x] == 1   # the hole, and the ring
+    with pytest.raises(ValueError, match="mask prompt 1 is 10x10, the image 80x48"):
+        processor(text=["<image>"], images=[image], mask_prompts=[{1: np.ones((10, 10), bool)}])
+
+    Image.fromarray(image).save(tmp_path / "chip.png")
+    Image.fromarray((ring * 255).astype(np.uint8)).save(tmp_path / "ring.png")
+    record = {"image": "chip.png", "prompts": [{"kind": "mask", "index": 1, "mask": "ring.png"}],
+              "conversations": [{"from": "human", "value": "<image>\nWhat is in region 1?"},
+                                {"from": "gpt", "value": "a pond"}]}
+    (tmp_path / "train.jsonl").write_text(json.dumps(record) + "\n")
+    examples = train.Examples(train.read_jsonl([str(tmp_path / "train.jsonl")]), processor, 4096)
+    (_, _, _, masks), = examples.items
+    expected = processor(text=["<image>"], images=[image], mask_prompts=[{1: ring}])["prompt_masks"][0]
+    assert torch.equal(masks, expected)

@@ -64,12 +64,31 @@ def pad_and_resize(image: np.ndarray, size: int, fill: Sequence[int]) -> np.ndar
     return np.asarray(out)
 
 
+def square_mask(mask: np.ndarray, size: int) -> np.ndarray:
+    """A (H, W) bool mask of the chip as (size, size) float32 in the model's square geometry (centred
+    on an empty square of side max(W, H), like ``pad_and_resize``; an output pixel is inside when its
+    centre falls on an inside chip pixel)."""
+    h, w = mask.shape
+    ox, oy, scale = square_geometry(w, h, size)
+    centres = (np.arange(size) + 0.5) / scale
+    cols = np.floor(centres - ox).astype(int)
+    rows = np.floor(centres - oy).astype(int)
+    inside_c, inside_r = (cols >= 0) & (cols < w), (rows >= 0) & (rows < h)
+    out = np.zeros((size, size), np.float32)
+    out[np.ix_(inside_r, inside_c)] = mask[np.ix_(rows[inside_r], cols[inside_c])]
+    return out
+
+
 def render_prompt_masks(prompts: Sequence[VisualPrompt], width: int, height: int, size: int,
-                        max_prompts: int) -> np.ndarray:
+                        max_prompts: int, masks: Optional[Dict[int, np.ndarray]] = None) -> np.ndarray:
     """(max_prompts, size, size) float32: channel k is 1 where prompt index k + 1 covers the output pixel.
 
     Prompts are in chip pixels of a ``width`` x ``height`` chip; points and scribbles keep the chip's
-    default radius / stroke width, scaled to the output."""
+    default radius / stroke width, scaled to the output. ``masks``: mask prompts, index -> (height,
+    width) bool mask of the chip, sampled into their channel as they are (a segmentation as prompt)."""
+    for index, mask in (masks or {}).items():
+        if mask.shape != (height, width):
+            raise ValueError(f"mask prompt {index} is {mask.shape[1]}x{mask.shape[0]}, the image {width}x{height}")
     ox, oy, scale = square_geometry(width, height, size)
     radius = default_point_radius(width, height) * scale
     stroke = default_line_width(width, height) * scale
@@ -80,6 +99,10 @@ def render_prompt_masks(prompts: Sequence[VisualPrompt], width: int, height: int
         q = p.transformed(lambda xs, ys: ((np.asarray(xs) + ox) * scale, (np.asarray(ys) + oy) * scale))
         out[p.index - 1] = np.maximum(out[p.index - 1],
                                       prompt_mask([q.with_index(1)], size, size, max(radius, 0.5), max(stroke, 0.5)))
+    for index, mask in (masks or {}).items():
+        if not 1 <= index <= max_prompts:
+            raise ValueError(f"prompt index {index} is outside 1..{max_prompts} (the model's max_prompts)")
+        out[index - 1] = np.maximum(out[index - 1], square_mask(mask.astype(bool), size))
     return out
 
 
@@ -153,9 +176,11 @@ class EarthGPTXProcessor:
         return sq.transpose(2, 0, 1)
 
     def __call__(self, text, images=None, prompts: Optional[Sequence[Sequence[VisualPrompt]]] = None,
-                 return_tensors: str = "pt", padding: bool = True):
+                 return_tensors: str = "pt", padding: bool = True,
+                 mask_prompts: Optional[Sequence[Dict[int, np.ndarray]]] = None):
         """``text``: a string or list of strings, one ``<image>`` each when ``images`` is given;
-        ``images``: one chip per text; ``prompts``: one sequence of chip-pixel prompts per image."""
+        ``images``: one chip per text; ``prompts``: one sequence of chip-pixel prompts per image;
+        ``mask_prompts``: per image, prompt index -> (H, W) bool mask of that image."""
         import torch
         from transformers import BatchFeature
 
@@ -166,11 +191,13 @@ class EarthGPTXProcessor:
             if len(images) != len(texts):
                 raise ValueError(f"{len(texts)} texts but {len(images)} images")
             prompts = list(prompts) if prompts is not None else [()] * len(images)
+            extra = list(mask_prompts) if mask_prompts is not None else [None] * len(images)
             pix, masks = [], []
-            for img, ps in zip(images, prompts):
+            for img, ps, mp in zip(images, prompts, extra):
                 arr = np.asarray(img.convert("RGB") if hasattr(img, "convert") else img)
                 pix.append(self.preprocess_image(arr))
-                masks.append(render_prompt_masks(ps, arr.shape[1], arr.shape[0], self.image_size, self.max_prompts))
+                masks.append(render_prompt_masks(ps, arr.shape[1], arr.shape[0], self.image_size, self.max_prompts,
+                                                 mp))
             data["pixel_values"] = torch.from_numpy(np.stack(pix))
             data["prompt_masks"] = torch.from_numpy(np.stack(masks))
             for t in texts:

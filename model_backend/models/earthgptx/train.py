@@ -54,6 +54,9 @@ def read_jsonl(paths: Sequence[str]) -> List[Dict]:
                 try:
                     r = json.loads(line)
                     r["image"] = os.path.join(base, r["image"])
+                    for p in r.get("prompts", []):
+                        if p.get("kind") == "mask":   # a segmentation as prompt: {"kind", "index", "mask": file}
+                            p["mask"] = os.path.join(base, p["mask"])
                     r["conversations"]
                 except (ValueError, KeyError, TypeError) as exc:
                     raise ValueError(f"{path}:{n}: not a training record ({exc})") from None
@@ -61,6 +64,20 @@ def read_jsonl(paths: Sequence[str]) -> List[Dict]:
     if not records:
         raise ValueError(f"no training records in {', '.join(paths)}")
     return records
+
+
+def load_mask(path: str, shape) -> np.ndarray:
+    """A mask prompt's (H, W) bool mask from a PNG/TIFF (nonzero: inside), the image's ``shape`` (H, W)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            mask = np.asarray(im.convert("L")) > 0
+    except OSError as exc:
+        raise ValueError(f"cannot read the mask prompt {path}: {exc}") from None
+    if mask.shape != tuple(shape):
+        raise ValueError(f"the mask prompt {path} is {mask.shape[1]}x{mask.shape[0]}, its image {shape[1]}x{shape[0]}")
+    return mask
 
 
 def load_image(path: str) -> np.ndarray:
@@ -96,8 +113,11 @@ class Examples:
             if r["image"] not in cache:
                 cache[r["image"]] = load_image(r["image"])
             img = cache[r["image"]]
-            prompts = prompts_from_dicts(r.get("prompts", []))
-            feats = processor(text=["<image>"], images=[img], prompts=[prompts])
+            drawn = [p for p in r.get("prompts", []) if p.get("kind") != "mask"]
+            masks = {int(p["index"]): load_mask(p["mask"], img.shape[:2]) for p in r.get("prompts", [])
+                     if p.get("kind") == "mask"}
+            feats = processor(text=["<image>"], images=[img], prompts=[prompts_from_dicts(drawn)],
+                              mask_prompts=[masks])
             ids, labels = processor.training_sequence(r["conversations"])
             if len(ids) > max_length:
                 if ids[max_length - 1] == processor.image_token_id or processor.image_token_id in ids[max_length:]:
