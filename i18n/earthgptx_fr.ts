@@ -290,47 +290,52 @@
         <translation>({0} vide(s) après suppression des petites taches)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="455"/>
+        <location filename="../plugin/dock.py" line="433"/>
+        <source>Its log is in the EarthGPT-X tab of the message log.</source>
+        <translation>Son journal est dans l'onglet EarthGPT-X du journal des messages.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="457"/>
         <source>Model worker restarted; the model loads with the next question.</source>
         <translation>Processus de calcul redémarré ; le modèle se chargera à la prochaine question.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="464"/>
+        <location filename="../plugin/dock.py" line="466"/>
         <source>Export to GeoPackage</source>
         <translation>Exporter en GeoPackage</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="469"/>
+        <location filename="../plugin/dock.py" line="471"/>
         <source>Export to shapefiles</source>
         <translation>Exporter en shapefiles</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="477"/>
+        <location filename="../plugin/dock.py" line="479"/>
         <source>Export failed, nothing was changed: {0}</source>
         <translation>Échec de l'export, rien n'a été modifié : {0}</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="480"/>
+        <location filename="../plugin/dock.py" line="482"/>
         <source>Text longer than {0} bytes was split over continuation fields ({1}, ...).</source>
         <translation>Le texte de plus de {0} octets a été réparti sur des champs de suite ({1}, ...).</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="483"/>
+        <location filename="../plugin/dock.py" line="485"/>
         <source>Some text could not be stored as it was ({0}): NUL characters and lone surrogates were written as \uXXXX, spaces at the ends dropped from shapefiles.</source>
         <translation>Certains textes n’ont pas pu être enregistrés tels quels ({0}) : les caractères NUL et les demi-codets isolés ont été écrits \uXXXX, les espaces aux extrémités retirées des shapefiles.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="486"/>
+        <location filename="../plugin/dock.py" line="488"/>
         <source>({0} new answer(s), {1} new detection(s); nothing else in the file was changed)</source>
         <translation>({0} nouvelle(s) réponse(s), {1} nouvelle(s) détection(s) ; rien d’autre n’a été modifié dans le fichier)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="486"/>
+        <location filename="../plugin/dock.py" line="488"/>
         <source>Exported to {0}</source>
         <translation>Exporté vers {0}</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="497"/>
+        <location filename="../plugin/dock.py" line="499"/>
         <source>Restart the model worker</source>
         <translation>Redémarrer le processus de calcul</translation>
     </message>
@@ -1150,12 +1155,12 @@
         <translation>Contournage de {0} région(s)...</translation>
     </message>
     <message>
-        <location filename="../plugin/worker_pool.py" line="48"/>
+        <location filename="../plugin/worker_pool.py" line="52"/>
         <source>The model environment is not set up ({0} does not exist): run Raster &gt; EarthGPT-X &gt; Backend setup..., or set the worker Python in the settings</source>
         <translation>L’environnement du modèle n’est pas installé ({0} n’existe pas) : lancez Raster &gt; EarthGPT-X &gt; Installation du moteur..., ou indiquez le Python du processus du modèle dans les réglages</translation>
     </message>
     <message>
-        <location filename="../plugin/worker_pool.py" line="55"/>
+        <location filename="../plugin/worker_pool.py" line="59"/>
         <source>Starting the model worker...</source>
         <translation>Démarrage du processus du modèle...</translation>
     </message>

@@ -429,6 +429,8 @@ class EarthGPTXDock(QDockWidget):
         if question_id != self.current:
             return
         self._busy(False)
+        if worker_died:
+            error += " " + tr("Its log is in the EarthGPT-X tab of the message log.")
         self.conversation.append(f"<p style='color:#b00'>{html.escape(error)}</p>")
         if worker_died:
             self.model = None

@@ -3,11 +3,14 @@ model is loaded once (two workers would hold two copies in GPU memory)."""
 
 from __future__ import annotations
 
+import logging
+import logging.handlers
 import os
 import sys
 import threading
 from typing import Callable, Dict, Optional
 
+from qgis.core import Qgis, QgsApplication, QgsMessageLog
 from qgis.PyQt.QtCore import QCoreApplication
 
 from ..model_backend.core.errors import WorkerError
@@ -23,6 +26,7 @@ class WorkerPool:
 
     def __init__(self) -> None:
         self.client = WorkerClient(python=sys.executable)
+        self.client.on_stderr = log_worker_line
         self.model: Optional[Dict[str, object]] = None
         self._loaded: Optional[dict] = None
         self._lock = threading.Lock()
@@ -61,6 +65,35 @@ class WorkerPool:
         with self._lock:
             self.client.kill()
             self._loaded, self.model = None, None
+
+
+def worker_log_path() -> str:
+    """The worker's log file: ``<QGIS settings>/earthgptx/worker.log`` (its stderr, rotated at 5 MB)."""
+    return os.path.join(QgsApplication.qgisSettingsDirPath(), "earthgptx", "worker.log")
+
+
+_FILE_LOG: Optional[logging.Logger] = None
+
+
+def log_worker_line(line: str) -> None:
+    """One line of the worker's stderr to the *EarthGPT-X* tab of the QGIS message log and to the log
+    file (any thread); never to the dock."""
+    global _FILE_LOG
+    if not line.strip():
+        return
+    QgsMessageLog.logMessage(line, "EarthGPT-X", Qgis.MessageLevel.Info, notifyUser=False)
+    if _FILE_LOG is None:
+        _FILE_LOG = logging.getLogger("earthgptx.worker")
+        _FILE_LOG.propagate = False
+        try:
+            os.makedirs(os.path.dirname(worker_log_path()), exist_ok=True)
+            handler = logging.handlers.RotatingFileHandler(worker_log_path(), maxBytes=5 << 20, backupCount=1,
+                                                           encoding="utf-8")
+            handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+            _FILE_LOG.addHandler(handler)
+        except OSError:   # a read-only profile: the message log still has it
+            _FILE_LOG.addHandler(logging.NullHandler())
+    _FILE_LOG.warning(line)
 
 
 POOL = WorkerPool()

@@ -14,6 +14,7 @@ import collections
 import json
 import os
 import queue
+import re
 import shutil
 import subprocess
 import sys
@@ -39,6 +40,9 @@ FIND_TIMEOUT_S = 7 * 24 * 3600.0
 CHIPS_PREFIX = "earthgptx-chips-"
 _POLL_S = 0.5
 #: the worker's error classes the caller gets back as such (the others as ``EarthGPTXError``)
+#: stderr lines that are progress bars (tqdm, the hub's downloads), never worth a user's reading
+_PROGRESS = re.compile(r"\d+%\||it/s\]|s/it\]|B/s\]")
+_ERRORISH = re.compile(r"Error|Exception|Killed|Traceback|CUDA|out of memory|error:", re.IGNORECASE)
 _ERRORS = {cls.__name__: cls for cls in vars(errors).values()
            if isinstance(cls, type) and issubclass(cls, EarthGPTXError) and cls is not WorkerError}
 
@@ -63,6 +67,8 @@ class WorkerClient:
         self._ids = iter(range(1, 1 << 62))
         self._tmp: Optional[str] = None
         self._eof = threading.Event()
+        #: called with each line the worker writes on stderr (from a reader thread): a log
+        self.on_stderr: Optional[Callable[[str], None]] = None
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def start(self, timeout: float = 60.0) -> Dict[str, Any]:
@@ -321,18 +327,32 @@ class WorkerClient:
 
     def _read_stderr(self, process: subprocess.Popen) -> None:
         for line in process.stderr:
-            self._stderr.append(line.rstrip())
+            line = line.rstrip().split("\r")[-1]    # a progress bar redraws itself with carriage returns
+            self._stderr.append(line)
+            if self.on_stderr is not None:
+                self.on_stderr(line)
 
     def _death_message(self) -> str:
+        """One sentence: how the worker ended and its last words worth reading (never a progress bar)."""
         code = self.process.poll() if self.process is not None else None
         how = "was not started" if self.process is None else (
             f"exited with status {code}" if code is not None and code >= 0 else f"was killed (signal {-code})"
             if code is not None else "stopped answering")
-        tail = " | ".join(line for line in list(self._stderr)[-3:] if line)
-        return f"the model worker {how}" + (f": {tail}" if tail else "") + "; restart it"
+        words = last_words(list(self._stderr))
+        return f"the model worker {how}" + (f" ({words})" if words else "") + "; restart it"
 
     def stderr_tail(self) -> List[str]:
         return list(self._stderr)
+
+
+def last_words(lines: Sequence[str]) -> str:
+    """The stderr line that best says why a worker ended: the last error-looking one (a Python
+    exception, "Killed", CUDA's messages), else the last line that is not a progress bar; at most 200
+    characters."""
+    meaningful = [line.strip() for line in lines if line.strip() and not _PROGRESS.search(line)]
+    errors = [line for line in meaningful if _ERRORISH.search(line)]
+    pick = (errors or meaningful)[-1:]
+    return pick[0][:200] if pick else ""
 
 
 def remove_orphaned_chip_folders() -> None:

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 from pyproj import CRS
-from qgis.core import (QgsApplication, QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsGeometry,
+from qgis.core import (Qgis, QgsApplication, QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsGeometry,
                        QgsPointXY, QgsProject, QgsRasterLayer, QgsRectangle, QgsWkbTypes)
 from qgis.gui import QgsMapCanvas, QgsMapMouseEvent
 from qgis.PyQt.QtCore import QEvent, QPoint, QPointF, Qt, QTimer, QUrl
@@ -350,7 +350,8 @@ def test_worker_crash_gives_restart_action_and_next_question_works(pkg, qgis_ifa
             assert wait_for(lambda: "w3" in dock.streamed, 60)
             dock.client.process.kill()
             assert wait_for(lambda: dock.ask_button.isEnabled(), 30)
-            assert "killed" in dock.conversation.toPlainText() and dock.model is None
+            said = dock.conversation.toPlainText()
+            assert "killed" in said and dock.model is None and "message log" in said and "%|" not in said
             items = qgis_iface.messageBar().items() if hasattr(qgis_iface.messageBar(), "items") else []
             assert any("Restart" in b.text() for item in items for b in item.findChildren(type(dock.ask_button)))
             dock.restart_worker()
@@ -546,3 +547,16 @@ def test_find_all_with_outlines_puts_one_outline_per_region_under_its_answer(pkg
             dock.shutdown()
             dock.deleteLater()
     QgsProject.instance().removeAllMapLayers()
+
+
+def test_the_workers_stderr_goes_to_the_message_log_and_a_log_file(pkg, qgis_app):
+    from earthgptx.plugin.worker_pool import log_worker_line, worker_log_path
+    got = []
+    log = QgsApplication.messageLog()
+    log.messageReceived[str, str, Qgis.MessageLevel].connect(lambda text, tag, level: got.append((tag, text)))
+    log_worker_line("Loading weights: 100%|###| 70/70 [00:01<00:00, 51.2it/s]")
+    log_worker_line("   ")
+    QgsApplication.processEvents()
+    assert got == [("EarthGPT-X", "Loading weights: 100%|###| 70/70 [00:01<00:00, 51.2it/s]")]
+    with open(worker_log_path(), encoding="utf-8") as f:
+        assert f.read().rstrip().endswith("Loading weights: 100%|###| 70/70 [00:01<00:00, 51.2it/s]")
