@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import html
+from collections import Counter
 from typing import Dict, List, Optional
 
-from qgis.core import (Qgis, QgsApplication, QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsGeometry,
-                       QgsMapLayerProxyModel, QgsProject, QgsRasterLayer)
+from qgis.core import (Qgis, QgsApplication, QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsDistanceArea,
+                       QgsGeometry, QgsMapLayerProxyModel, QgsProject, QgsRasterLayer, QgsUnitTypes, QgsWkbTypes)
 from qgis.gui import QgsMapLayerComboBox, QgsRubberBand
 from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP, QCoreApplication, pyqtSignal
 from qgis.PyQt.QtGui import QColor
@@ -157,6 +158,7 @@ class EarthGPTXDock(QDockWidget):
         self.conversation.setOpenLinks(False)   # links in it show a question's reasoning
         self.conversation.anchorClicked.connect(self._show_reasoning)
         self.reasonings: Dict[str, str] = {}
+        self.raw_answers: Dict[str, str] = {}
         lay.addWidget(self.conversation, 1)
         exports = QHBoxLayout()
         for label, slot in ((tr("Export GeoPackage..."), self.export_gpkg), (tr("Export shapefile..."), self.export_shp)):
@@ -312,6 +314,10 @@ class EarthGPTXDock(QDockWidget):
         if question_id != self.current:  # a stale reply of an earlier question
             return
         self.streamed += text
+        task = self.tasks.get(question_id)
+        if task is not None and task.task_kind is Task.GROUNDING:   # coordinates are for the map, not to read
+            self.update_status(tr("The model is answering... ({0} characters)").format(len(self.streamed)))
+            return
         cursor = self.conversation.textCursor()
         cursor.movePosition(cursor.MoveOperation.End)
         cursor.insertText(text)
@@ -325,8 +331,9 @@ class EarthGPTXDock(QDockWidget):
         self.update_status(tr("The model is thinking... ({0} characters)").format(self.thought))
 
     def _show_reasoning(self, url) -> None:
-        """A click on a question's "Show the model's reasoning" link: its thoughts, below."""
-        text = self.reasonings.get(url.path()) if url.scheme() == "reasoning" else None
+        """A click on a question's "Show the model's reasoning" (or "Show the raw answer") link: its
+        thoughts (or the model's text as it came), below."""
+        text = {"reasoning": self.reasonings, "raw": self.raw_answers}.get(url.scheme(), {}).get(url.path())
         if text:
             self.conversation.append(f"<blockquote style='color:gray'>{html.escape(text)}</blockquote>")
 
@@ -348,6 +355,8 @@ class EarthGPTXDock(QDockWidget):
         note = {"cancelled": tr("stopped"), "length": tr("cut at the token limit"),
                 "incomplete": tr("the server stopped before the end of the answer")}.get(task.answer.meta.finish_reason)
         note = f" <i>({note})</i>" if note else ""
+        if task.task_kind is Task.GROUNDING:
+            self._say_regions(task)
         found = tr("{0} region(s) found").format(len(task.answer.regions))
         if task.answer.meta.cut_regions:
             cut = task.answer.meta.cut_regions
@@ -387,8 +396,27 @@ class EarthGPTXDock(QDockWidget):
         detections = [(chip_shape_geometry(chip, r.shape, project_crs, chip_crs),
                        {"answer_id": answer_id, "label": r.label, "rank": k, "kind": r.shape.kind.value})
                       for k, r in enumerate(answer.regions, start=1)]
+        task.sizes = [_ground_size(chip_shape_geometry(chip, r.shape, chip_crs, chip_crs), chip_crs)
+                      for r in answer.regions]
         masks = self._mask_items(task, {"answer_id": answer_id}) if task.outlines else []
         self.outputs.add_question(prompts, (answer_geometry, attrs), detections, masks)
+
+    def _say_regions(self, task: QuestionTask) -> None:
+        """A grounding answer as a reader wants it: "3 ships, 1 tank", then the regions listed with their
+        ground size; the model's raw text one click away (and stored as it is in the answers layer)."""
+        regions = task.answer.regions
+        counts = Counter(r.label or tr("region") for r in regions)
+        sentence = ", ".join(f"{n} {_plural(label, n)}" for label, n in counts.most_common()) or tr("Nothing found.")
+        cursor = self.conversation.textCursor()
+        cursor.movePosition(cursor.MoveOperation.End)
+        cursor.insertText(sentence)
+        rows = "<br>".join(f"{k}. {html.escape(r.label or tr('region'))}{html.escape(size)}"
+                           for k, (r, size) in enumerate(zip(regions, task.sizes), start=1))
+        if rows:
+            self.conversation.append(f"<p>{rows}</p>")
+        self.raw_answers[task.question_id] = task.answer.text
+        self.conversation.append(f"<p><a href='raw:{task.question_id}'>{html.escape(tr('Show the raw answer'))}"
+                                 f"</a></p>")
 
     def _outlines_done(self, task: QuestionTask) -> None:
         """A Segment task's outlines: the prompts and their masks to the layers (main thread)."""
@@ -510,3 +538,27 @@ class EarthGPTXDock(QDockWidget):
             if self.canvas.mapTool() is tool:
                 self.canvas.unsetMapTool(tool)
         self.pool.reset()
+
+
+def _plural(label: str, n: int) -> str:
+    """``label`` for ``n`` things: English plural of a one-word label ("ships"), else as it is."""
+    if n == 1 or " " in label or not label.isascii() or label.endswith("s"):
+        return label
+    return label[:-1] + "ies" if label.endswith("y") and label[-2:-1] not in "aeiou" else label + (
+        "es" if label.endswith(("x", "ch", "sh")) else "s")
+
+
+def _ground_size(geometry: QgsGeometry, crs: QgsCoordinateReferenceSystem) -> str:
+    """ " (34 × 21 m)": a box's two sides on the ground (ellipsoidal; km from 1 km), "" for a point or
+    without an ellipsoid."""
+    if geometry.type() != QgsWkbTypes.GeometryType.PolygonGeometry:
+        return ""
+    ring = geometry.asPolygon()[0] if not geometry.isMultipart() else geometry.asMultiPolygon()[0][0]
+    measure = QgsDistanceArea()
+    measure.setSourceCrs(crs, QgsProject.instance().transformContext())
+    if len(ring) < 4 or not measure.setEllipsoid(crs.ellipsoidAcronym()) or not measure.willUseEllipsoid():
+        return ""
+    a, b = (measure.convertLengthMeasurement(measure.measureLine(ring[k], ring[k + 1]),
+                                             QgsUnitTypes.DistanceUnit.DistanceMeters) for k in (0, 1))
+    unit, scale = ("km", 1000.0) if max(a, b) >= 1000 else ("m", 1.0)
+    return f" ({a / scale:.3g} × {b / scale:.3g} {unit})"

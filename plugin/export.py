@@ -28,8 +28,8 @@ from qgis.core import (QgsCoordinateReferenceSystem, QgsCoordinateTransform, Qgs
 
 from ..model_backend.core import gpkg
 from ..model_backend.core.errors import EarthGPTXError, InvalidArgumentError, OutputError
-from ..model_backend.core.schema import (FIELDS, LAYERS, SHAPEFILE_NAMES, SHAPEFILE_TEXT_LIMIT, complete,
-                                         escape_unstorable, from_shapefile, has_shapefile_fields, part_name,
+from ..model_backend.core.schema import (FIELDS, LAYERS, OPTIONAL_LAYERS, SHAPEFILE_NAMES, SHAPEFILE_TEXT_LIMIT,
+                                         complete, escape_unstorable, from_shapefile, has_shapefile_fields, part_name,
                                          shapefile_refusal, split_text, text_parts, to_shapefile, trim_for_shapefile)
 from ..model_backend.core.shapefile_sets import ShapefileSets, remove_stale_temporary
 from .layers import FAMILIES, OutputLayers, family_of, require_main_thread, schema_fields, tr
@@ -37,7 +37,8 @@ from .layers import FAMILIES, OutputLayers, family_of, require_main_thread, sche
 _SINGLE_TYPES = {"point": QgsWkbTypes.Type.Point, "line": QgsWkbTypes.Type.LineString,
                  "polygon": QgsWkbTypes.Type.Polygon}
 #: the fields that name one feature of each schema layer: an export adds only features not yet there
-KEYS = {"prompts": ("question_id", "prompt_index"), "answers": ("answer_id",), "detections": ("answer_id", "rank")}
+KEYS = {"prompts": ("question_id", "prompt_index"), "answers": ("answer_id",), "detections": ("answer_id", "rank"),
+        "masks": ("answer_id", "question_id", "rank", "prompt_index", "prompt_kind")}
 
 #: one feature read from the layers: geometry and attributes by schema field name
 Row = Tuple[QgsGeometry, Dict[str, object]]
@@ -73,6 +74,9 @@ def export_gpkg(layers: Layers, path: str, timeout_s: float = 30.0) -> ExportRep
         for name in LAYERS:
             crs, rows = data[name]
             existing = out.layer_crs(name)
+            if existing is None and name in OPTIONAL_LAYERS and not rows:
+                added[name] = 0
+                continue
             target = QgsCoordinateReferenceSystem.fromWkt(existing) if existing else crs
             out.ensure_layer(name, FIELDS[name], _spatial_ref(target))
             transform = QgsCoordinateTransform(crs, target, QgsProject.instance())

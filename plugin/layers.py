@@ -42,7 +42,7 @@ _FAMILY_OF = {QgsWkbTypes.GeometryType.PointGeometry: "point", QgsWkbTypes.Geome
 #: stroke, fill (RGBA), stroke style, stroke width (mm) of each schema layer
 _STYLES = {
     "prompts": ("255,120,0,255", "255,120,0,0", "dash", "0.6"),
-    "answers": ("215,175,30,170", "255,235,140,80", "solid", "0.3"),
+    "answers": ("215,175,30,255", "255,235,140,0", "solid", "0.5"),   # footprints as outlines: no tint
     "detections": ("220,20,60,255", "220,20,60,0", "solid", "1.0"),
     "masks": ("0,160,255,255", "0,160,255,70", "solid", "0.6"),
 }

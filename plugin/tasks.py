@@ -101,6 +101,7 @@ class QuestionTask(WorkerTask):
         #: prompts when ``segment_only`` (no question to the VLM; ``start_worker`` gives the worker then)
         self.outline, self.segment_only, self.start_worker = outline, segment_only, start_worker
         self.outlines: Optional[dict] = None
+        self.sizes: List[str] = []   # each region's ground size, as the dock lists it
 
     def run(self) -> bool:
         return self.guarded(self._ask)

@@ -5,6 +5,7 @@ GCP-only rasters; the main thread keeps turning while a question runs."""
 
 import json
 import os
+import re
 import sys
 import time
 
@@ -203,7 +204,11 @@ def test_grounding_question_through_the_dock_lands_where_the_model_points(pkg, q
             assert wait_for(lambda: done, 120), dock.conversation.toPlainText()
             probe.timer.stop()
             print(f"\nlongest main-thread stall while asking ({name}): {probe.longest * 1000:.1f} ms")
-            assert "ship" in dock.conversation.toPlainText()
+            said = dock.conversation.toPlainText()
+            assert "Model: 1 ship" in said and "bbox_2d" not in said and "Show the raw answer" in said
+            assert re.search(r"1\. ship \([\d.]+ × [\d.]+ k?m\)", said), said
+            dock._show_reasoning(QUrl(f"raw:{done[0]}"))    # the link: the model's text as it came
+            assert '"bbox_2d": [100, 200, 300, 450]' in dock.conversation.toPlainText()
             det = [f for lyr in dock.outputs.layers()["detections"] for f in lyr.getFeatures()]
             assert len(det) == 1 and det[0]["label"] == "ship"
             view = LayerView.of(layer)

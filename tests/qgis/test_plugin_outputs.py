@@ -73,7 +73,7 @@ def leftovers(folder):
 
 
 def test_layers_in_group_in_project_crs_with_schema_fields(outputs, pkg):
-    assert ask(outputs) == {"prompts": 2, "answers": 1, "detections": 2}
+    assert ask(outputs) == {"prompts": 2, "answers": 1, "detections": 2, "masks": 0}
     root = QgsProject.instance().layerTreeRoot()
     group = root.children()[0]
     assert group.name() == "EarthGPT-X"
@@ -102,7 +102,7 @@ def test_layers_in_group_in_project_crs_with_schema_fields(outputs, pkg):
 def test_bad_geometry_adds_nothing(outputs, pkg):
     with pytest.raises(pkg["model_backend.core.errors"].InvalidArgumentError):
         outputs.add_question([(QgsGeometry(), {"prompt_index": 1})], None, [])
-    assert outputs.layers() == {"prompts": [], "answers": [], "detections": []}
+    assert outputs.layers() == {"prompts": [], "answers": [], "detections": [], "masks": []}
 
 
 def test_only_the_main_thread_may_add(outputs):
@@ -143,7 +143,7 @@ def test_gpkg_round_trip_keeps_full_text(outputs, pkg, tmp_path):
     ask(outputs)
     path = str(tmp_path / "out.gpkg")
     report = pkg["plugin.export"].export_gpkg(outputs.layers(), path)
-    assert report.files == [path] and report.features == {"prompts": 2, "answers": 1, "detections": 2}
+    assert report.files == [path] and report.features == {"prompts": 2, "answers": 1, "detections": 2, "masks": 0}
     prompts, _ = read(f"{path}|layername=prompts")
     assert sorted(wkt.split(" ")[0] for wkt, _ in prompts) == ["Point", "Polygon"]
     [(_, answer)], names = read(f"{path}|layername=answers")
@@ -155,8 +155,8 @@ def test_gpkg_round_trip_keeps_full_text(outputs, pkg, tmp_path):
     # again, with a second question: only what is new is added, and the file holds both
     ask(outputs, "q2")
     report = pkg["plugin.export"].export_gpkg(outputs, path)  # the outputs object itself will do
-    assert report.features == {"prompts": 4, "answers": 2, "detections": 4}
-    assert report.added == {"prompts": 2, "answers": 1, "detections": 2}
+    assert report.features == {"prompts": 4, "answers": 2, "detections": 4, "masks": 0}
+    assert report.added == {"prompts": 2, "answers": 1, "detections": 2, "masks": 0}
     answers, _ = read(f"{path}|layername=answers")
     assert [a["question_id"] for _, a in answers] == ["q1", "q2"]
     assert sorted(os.listdir(tmp_path)) == ["out.gpkg"]
@@ -249,3 +249,22 @@ def test_bad_targets_are_clear_errors(outputs, pkg, tmp_path):
         with pytest.raises(error):
             write(outputs.layers(), str(path))
     assert os.listdir(tmp_path) == []
+
+
+def test_outlines_export_to_both_formats(outputs, pkg, tmp_path):
+    ring = "((500010 5000010, 500040 5000010, 500040 5000030, 500010 5000030, 500010 5000010))"
+    mask = (QgsGeometry.fromWkt(f"MULTIPOLYGON({ring})"),
+            {"answer_id": "a1", "label": "ship", "score": 0.9, "area_m2": 600.0, "rank": 1, "prompt_kind": "detection",
+             "model": "sam"})
+    assert outputs.add_question([], None, [], [mask])["masks"] == 1
+    report = pkg["plugin.export"].export_gpkg(outputs.layers(), str(tmp_path / "o.gpkg"))
+    assert report.added["masks"] == 1
+    import fiona
+    with fiona.open(str(tmp_path / "o.gpkg"), layer="masks") as src:
+        (f,) = list(src)
+        assert f["properties"]["label"] == "ship" and f["properties"]["area_m2"] == 600.0
+    assert pkg["plugin.export"].export_gpkg(outputs.layers(), str(tmp_path / "o.gpkg")).added["masks"] == 0
+    shp = pkg["plugin.export"].export_shapefiles(outputs.layers(), str(tmp_path / "o.shp"))
+    assert any(p.endswith("o_masks.shp") for p in shp.files)
+    with fiona.open(str(tmp_path / "o_masks.shp")) as src:
+        assert {"prompt_knd", "area_m2"} <= set(src.schema["properties"]) and len(src) == 1
