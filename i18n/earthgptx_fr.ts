@@ -4,97 +4,97 @@
 <context>
     <name>EarthGPTX</name>
     <message>
-        <location filename="../plugin/dock.py" line="42"/>
+        <location filename="../plugin/dock.py" line="43"/>
         <source>Free question</source>
         <translation>Question libre</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="43"/>
+        <location filename="../plugin/dock.py" line="44"/>
         <source>Question (short answer)</source>
         <translation>Question (réponse courte)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="44"/>
+        <location filename="../plugin/dock.py" line="45"/>
         <source>Describe the image</source>
         <translation>Décrire l’image</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="45"/>
+        <location filename="../plugin/dock.py" line="46"/>
         <source>Classify the scene</source>
         <translation>Classer la scène</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="46"/>
+        <location filename="../plugin/dock.py" line="47"/>
         <source>Describe region 1</source>
         <translation>Décrire la région 1</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="47"/>
+        <location filename="../plugin/dock.py" line="48"/>
         <source>What is in region 1?</source>
         <translation>Qu’y a-t-il dans la région 1 ?</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="48"/>
+        <location filename="../plugin/dock.py" line="49"/>
         <source>Relation between regions</source>
         <translation>Relation entre les régions</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="49"/>
+        <location filename="../plugin/dock.py" line="50"/>
         <source>Find all ... (boxes)</source>
         <translation>Trouver tous les ... (boîtes)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="51"/>
+        <location filename="../plugin/dock.py" line="52"/>
         <source>Optical</source>
         <translation>Optique</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="52"/>
+        <location filename="../plugin/dock.py" line="53"/>
         <source>SAR</source>
         <translation>SAR</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="53"/>
+        <location filename="../plugin/dock.py" line="54"/>
         <source>Thermal infrared</source>
         <translation>Infrarouge thermique</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="54"/>
+        <location filename="../plugin/dock.py" line="55"/>
         <source>Box</source>
         <translation>Boîte</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="54"/>
+        <location filename="../plugin/dock.py" line="55"/>
         <source>Point</source>
         <translation>Point</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="55"/>
+        <location filename="../plugin/dock.py" line="56"/>
         <source>Free-form</source>
         <translation>Forme libre</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="56"/>
+        <location filename="../plugin/dock.py" line="57"/>
         <source>box</source>
         <translation>boîte</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="56"/>
+        <location filename="../plugin/dock.py" line="57"/>
         <source>point</source>
         <translation>point</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="57"/>
+        <location filename="../plugin/dock.py" line="58"/>
         <source>polygon</source>
         <translation>polygone</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="58"/>
+        <location filename="../plugin/dock.py" line="59"/>
         <source>scribble</source>
         <translation>tracé libre</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="68"/>
+        <location filename="../plugin/dock.py" line="71"/>
         <location filename="../plugin/layers.py" line="172"/>
         <location filename="../plugin/plugin_main.py" line="45"/>
         <location filename="../plugin/processing/provider.py" line="24"/>
@@ -102,7 +102,7 @@
         <translation>EarthGPT-X</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="97"/>
+        <location filename="../plugin/dock.py" line="100"/>
         <location filename="../plugin/processing/ask_features.py" line="41"/>
         <location filename="../plugin/processing/describe_scene.py" line="39"/>
         <location filename="../plugin/processing/segment_objects.py" line="44"/>
@@ -110,293 +110,318 @@
         <translation>Raster</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="99"/>
+        <location filename="../plugin/dock.py" line="102"/>
         <source>Auto</source>
         <translation>Auto</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="102"/>
+        <location filename="../plugin/dock.py" line="105"/>
         <location filename="../plugin/processing/common.py" line="44"/>
         <source>Modality</source>
         <translation>Modalité</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="104"/>
+        <location filename="../plugin/dock.py" line="107"/>
         <source>auto, or e.g. 4 3 2</source>
         <translation>auto, ou p. ex. 4 3 2</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="105"/>
+        <location filename="../plugin/dock.py" line="108"/>
         <source>Bands</source>
         <translation>Bandes</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="109"/>
-        <location filename="../plugin/dock.py" line="289"/>
+        <location filename="../plugin/dock.py" line="112"/>
+        <location filename="../plugin/dock.py" line="309"/>
         <source>Segment (outline the prompts)</source>
         <translation>Segmenter (contourer les invites)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="110"/>
+        <location filename="../plugin/dock.py" line="113"/>
         <location filename="../plugin/processing/common.py" line="134"/>
         <source>Task</source>
         <translation>Tâche</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="111"/>
+        <location filename="../plugin/dock.py" line="114"/>
         <source>Outline the regions found (segmenter)</source>
         <translation>Contourer les régions trouvées (segmenteur)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="112"/>
+        <location filename="../plugin/dock.py" line="115"/>
         <source>Find all ...: outline each box found with the segmenter of the settings (SAM 2.1 by default); the outlines go to the masks layer</source>
         <translation>Trouver tout ... : contourer chaque boîte trouvée avec le segmenteur des paramètres (SAM 2.1 par défaut) ; les contours vont dans la couche masks</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="126"/>
+        <location filename="../plugin/dock.py" line="125"/>
+        <source>{0} prompt ({1})</source>
+        <translation>Invite {0} ({1})</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="131"/>
         <source>Clear</source>
         <translation>Effacer</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="135"/>
+        <location filename="../plugin/dock.py" line="140"/>
         <source>Ask about the prompts, or the whole raster (for grounding: what to find)</source>
         <translation>Posez une question sur les invites ou sur tout le raster (pour la localisation : ce qu'il faut trouver)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="139"/>
+        <location filename="../plugin/dock.py" line="144"/>
         <source>Ask</source>
         <translation>Demander</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="141"/>
+        <location filename="../plugin/dock.py" line="147"/>
+        <source>Ask the model ({0})</source>
+        <translation>Interroger le modèle ({0})</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="148"/>
         <source>Stop</source>
         <translation>Arrêter</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="144"/>
+        <location filename="../plugin/dock.py" line="151"/>
         <source>Search in tiles...</source>
         <translation>Chercher par tuiles...</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="145"/>
+        <location filename="../plugin/dock.py" line="152"/>
         <source>Find all ... over the whole raster (or the drawn prompts' extent) tile by tile, written to a GeoPackage as it goes: opens Find objects</source>
         <translation>Trouver tout ... sur le raster entier (ou l'emprise des invites dessinées) tuile par tuile, écrit dans un GeoPackage au fur et à mesure : ouvre Trouver des objets</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="164"/>
+        <location filename="../plugin/dock.py" line="165"/>
+        <source>Draw a prompt (point, box or free-form) and ask about it, or ask about the whole image.</source>
+        <translation>Dessinez une invite (point, boîte ou forme libre) et posez une question dessus, ou interrogez l'image entière.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="173"/>
+        <source>Help</source>
+        <translation>Aide</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="174"/>
+        <source>The README: prompts, tasks, outlines, settings</source>
+        <translation>Le README : invites, tâches, contours, paramètres</translation>
+    </message>
+    <message>
+        <location filename="../plugin/dock.py" line="177"/>
         <source>Export GeoPackage...</source>
         <translation>Exporter en GeoPackage...</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="164"/>
+        <location filename="../plugin/dock.py" line="177"/>
         <source>Export shapefile...</source>
         <translation>Exporter en shapefile...</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="184"/>
+        <location filename="../plugin/dock.py" line="204"/>
         <source>Model: {0} ({1}, {2}, {3}{4})</source>
         <translation>Modèle : {0} ({1}, {2}, {3}{4})</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="187"/>
+        <location filename="../plugin/dock.py" line="207"/>
         <source>Model: not loaded (it loads with the first question)</source>
         <translation>Modèle : non chargé (il se charge à la première question)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="209"/>
+        <location filename="../plugin/dock.py" line="229"/>
         <source>{0}: {1}</source>
         <translation>{0} : {1}</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="228"/>
-        <location filename="../plugin/dock.py" line="245"/>
+        <location filename="../plugin/dock.py" line="248"/>
+        <location filename="../plugin/dock.py" line="265"/>
         <source>Choose a raster layer first.</source>
         <translation>Choisissez d'abord une couche raster.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="252"/>
+        <location filename="../plugin/dock.py" line="272"/>
         <source>Draw a point, a box or a region to outline first.</source>
         <translation>Dessinez d'abord un point, une boîte ou une région à contourer.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="260"/>
+        <location filename="../plugin/dock.py" line="280"/>
         <source>Bands must be numbers, e.g. 4 3 2</source>
         <translation>Les bandes doivent être des nombres, p. ex. 4 3 2</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="267"/>
+        <location filename="../plugin/dock.py" line="287"/>
         <source>Part of a prompt lies outside the raster and was clipped.</source>
         <translation>Une partie d'une invite déborde du raster et a été découpée.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="290"/>
+        <location filename="../plugin/dock.py" line="310"/>
         <source>You</source>
         <translation>Vous</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="291"/>
+        <location filename="../plugin/dock.py" line="311"/>
         <source>Model</source>
         <translation>Modèle</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="319"/>
+        <location filename="../plugin/dock.py" line="339"/>
         <source>The model is answering... ({0} characters)</source>
         <translation>Le modèle répond... ({0} caractères)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="331"/>
+        <location filename="../plugin/dock.py" line="351"/>
         <source>The model is thinking... ({0} characters)</source>
         <translation>Le modèle réfléchit… ({0} caractères)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="348"/>
+        <location filename="../plugin/dock.py" line="368"/>
         <source>the question was stopped</source>
         <translation>la question a été interrompue</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="355"/>
+        <location filename="../plugin/dock.py" line="375"/>
         <source>cut at the token limit</source>
         <translation>coupée à la limite de jetons</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="355"/>
+        <location filename="../plugin/dock.py" line="375"/>
         <source>stopped</source>
         <translation>interrompu</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="356"/>
+        <location filename="../plugin/dock.py" line="376"/>
         <source>the server stopped before the end of the answer</source>
         <translation>le serveur s’est arrêté avant la fin de la réponse</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="360"/>
+        <location filename="../plugin/dock.py" line="380"/>
         <source>{0} region(s) found</source>
         <translation>{0} région(s) trouvée(s)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="363"/>
+        <location filename="../plugin/dock.py" line="383"/>
         <source>({0} more past the cap of one answer were not kept)</source>
         <translation>({0} de plus, au-delà du plafond d’une réponse, n’ont pas été gardées)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="365"/>
-        <location filename="../plugin/dock.py" line="430"/>
+        <location filename="../plugin/dock.py" line="385"/>
+        <location filename="../plugin/dock.py" line="450"/>
         <source>{0} outline(s)</source>
         <translation>{0} contour(s)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="369"/>
+        <location filename="../plugin/dock.py" line="389"/>
         <source>Show the model's reasoning ({0} characters)</source>
         <translation>Afficher le raisonnement du modèle ({0} caractères)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="408"/>
-        <location filename="../plugin/dock.py" line="413"/>
+        <location filename="../plugin/dock.py" line="428"/>
+        <location filename="../plugin/dock.py" line="433"/>
         <source>region</source>
         <translation>région</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="409"/>
+        <location filename="../plugin/dock.py" line="429"/>
         <source>Nothing found.</source>
         <translation>Rien trouvé.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="418"/>
+        <location filename="../plugin/dock.py" line="438"/>
         <source>Show the raw answer</source>
         <translation>Afficher la réponse brute</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="431"/>
+        <location filename="../plugin/dock.py" line="451"/>
         <source>({0} empty after dropping specks)</source>
         <translation>({0} vide(s) après suppression des petites taches)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="461"/>
+        <location filename="../plugin/dock.py" line="481"/>
         <source>Its log is in the EarthGPT-X tab of the message log.</source>
         <translation>Son journal est dans l'onglet EarthGPT-X du journal des messages.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="485"/>
+        <location filename="../plugin/dock.py" line="505"/>
         <source>Model worker restarted; the model loads with the next question.</source>
         <translation>Processus de calcul redémarré ; le modèle se chargera à la prochaine question.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="494"/>
+        <location filename="../plugin/dock.py" line="514"/>
         <source>Export to GeoPackage</source>
         <translation>Exporter en GeoPackage</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="499"/>
+        <location filename="../plugin/dock.py" line="519"/>
         <source>Export to shapefiles</source>
         <translation>Exporter en shapefiles</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="507"/>
+        <location filename="../plugin/dock.py" line="527"/>
         <source>Export failed, nothing was changed: {0}</source>
         <translation>Échec de l'export, rien n'a été modifié : {0}</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="510"/>
+        <location filename="../plugin/dock.py" line="530"/>
         <source>Text longer than {0} bytes was split over continuation fields ({1}, ...).</source>
         <translation>Le texte de plus de {0} octets a été réparti sur des champs de suite ({1}, ...).</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="513"/>
+        <location filename="../plugin/dock.py" line="533"/>
         <source>Some text could not be stored as it was ({0}): NUL characters and lone surrogates were written as \uXXXX, spaces at the ends dropped from shapefiles.</source>
         <translation>Certains textes n’ont pas pu être enregistrés tels quels ({0}) : les caractères NUL et les demi-codets isolés ont été écrits \uXXXX, les espaces aux extrémités retirées des shapefiles.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="516"/>
+        <location filename="../plugin/dock.py" line="536"/>
         <source>({0} new answer(s), {1} new detection(s); nothing else in the file was changed)</source>
         <translation>({0} nouvelle(s) réponse(s), {1} nouvelle(s) détection(s) ; rien d’autre n’a été modifié dans le fichier)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="516"/>
+        <location filename="../plugin/dock.py" line="536"/>
         <source>Exported to {0}</source>
         <translation>Exporté vers {0}</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="527"/>
+        <location filename="../plugin/dock.py" line="547"/>
         <source>Restart the model worker</source>
         <translation>Redémarrer le processus de calcul</translation>
     </message>
     <message>
-        <location filename="../plugin/export.py" line="116"/>
+        <location filename="../plugin/export.py" line="120"/>
         <source>Cannot write {file}: {why}; export to a GeoPackage instead.</source>
         <translation>Impossible d’écrire {file} : {why} ; exportez plutôt vers un GeoPackage.</translation>
     </message>
     <message>
-        <location filename="../plugin/export.py" line="132"/>
+        <location filename="../plugin/export.py" line="136"/>
         <source>The export file must end in {ext}: {path}</source>
         <translation>Le fichier d'export doit se terminer par {ext} : {path}</translation>
     </message>
     <message>
-        <location filename="../plugin/export.py" line="135"/>
+        <location filename="../plugin/export.py" line="139"/>
         <source>The folder {folder} does not exist.</source>
         <translation>Le dossier {folder} n'existe pas.</translation>
     </message>
     <message>
-        <location filename="../plugin/export.py" line="137"/>
+        <location filename="../plugin/export.py" line="141"/>
         <source>{path} is a folder, not a file.</source>
         <translation>{path} est un dossier, pas un fichier.</translation>
     </message>
     <message>
-        <location filename="../plugin/export.py" line="168"/>
+        <location filename="../plugin/export.py" line="172"/>
         <source>There is nothing to export yet: ask a question first.</source>
         <translation>Rien à exporter pour l'instant : posez d'abord une question.</translation>
     </message>
     <message>
-        <location filename="../plugin/export.py" line="207"/>
+        <location filename="../plugin/export.py" line="211"/>
         <source>Cannot read {file}; nothing was changed.</source>
         <translation>Impossible de lire {file} ; rien n’a été modifié.</translation>
     </message>
     <message>
-        <location filename="../plugin/export.py" line="250"/>
+        <location filename="../plugin/export.py" line="254"/>
         <source>Could not create {file}: {error}</source>
         <translation>Impossible de créer {file} : {error}</translation>
     </message>
     <message>
-        <location filename="../plugin/export.py" line="260"/>
+        <location filename="../plugin/export.py" line="264"/>
         <source>Could not write to {file}: {error}</source>
         <translation>Impossible d'écrire dans {file} : {error}</translation>
     </message>

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import html
+import os
 from collections import Counter
 from typing import Dict, List, Optional
 
 from qgis.core import (Qgis, QgsApplication, QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsDistanceArea,
                        QgsGeometry, QgsMapLayerProxyModel, QgsProject, QgsRasterLayer, QgsUnitTypes, QgsWkbTypes)
 from qgis.gui import QgsMapLayerComboBox, QgsRubberBand
-from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP, QCoreApplication, pyqtSignal
-from qgis.PyQt.QtGui import QColor
+from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP, QCoreApplication, QUrl, pyqtSignal
+from qgis.PyQt.QtGui import QColor, QDesktopServices, QKeySequence
 from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
                                  QLineEdit, QListWidget, QPlainTextEdit, QProgressBar, QPushButton, QTextBrowser,
                                  QToolButton, QVBoxLayout, QWidget)
@@ -57,6 +58,8 @@ KIND_LABELS = {"point": QT_TRANSLATE_NOOP("EarthGPTX", "point"), "box": QT_TRANS
                "polygon": QT_TRANSLATE_NOOP("EarthGPTX", "polygon"),
                "scribble": QT_TRANSLATE_NOOP("EarthGPTX", "scribble")}
 PROMPT_COLOUR = QColor(255, 210, 0, 230)
+#: keyboard shortcuts of the dock (shown in the tooltips): prompt tools and Ask
+SHORTCUTS = {"point": "Ctrl+Alt+P", "box": "Ctrl+Alt+B", "freeform": "Ctrl+Alt+F", "ask": "Ctrl+Return"}
 
 
 class EarthGPTXDock(QDockWidget):
@@ -118,6 +121,8 @@ class EarthGPTXDock(QDockWidget):
         for key, label in TOOL_LABELS:
             button = QToolButton()
             button.setText(tr(label))
+            button.setShortcut(QKeySequence(SHORTCUTS[key]))
+            button.setToolTip(tr("{0} prompt ({1})").format(tr(label), SHORTCUTS[key]))
             button.setCheckable(True)
             button.clicked.connect(lambda checked, k=key: self.activate_tool(k))
             setattr(self, f"{key}_button", button)
@@ -138,6 +143,8 @@ class EarthGPTXDock(QDockWidget):
         row = QHBoxLayout()
         self.ask_button = QPushButton(tr("Ask"))
         self.ask_button.clicked.connect(self.ask)
+        self.ask_button.setShortcut(QKeySequence(SHORTCUTS["ask"]))
+        self.ask_button.setToolTip(tr("Ask the model ({0})").format(SHORTCUTS["ask"]))
         self.stop_button = QPushButton(tr("Stop"))
         self.stop_button.setEnabled(False)
         self.stop_button.clicked.connect(self.stop)
@@ -155,12 +162,18 @@ class EarthGPTXDock(QDockWidget):
         self.progress.setMaximumHeight(8)
         lay.addWidget(self.progress)
         self.conversation = QTextBrowser()
+        self.conversation.setPlaceholderText(tr("Draw a prompt (point, box or free-form) and ask about it, or ask "
+                                                "about the whole image."))
         self.conversation.setOpenLinks(False)   # links in it show a question's reasoning
         self.conversation.anchorClicked.connect(self._show_reasoning)
         self.reasonings: Dict[str, str] = {}
         self.raw_answers: Dict[str, str] = {}
         lay.addWidget(self.conversation, 1)
         exports = QHBoxLayout()
+        help_button = QPushButton(tr("Help"))
+        help_button.setToolTip(tr("The README: prompts, tasks, outlines, settings"))
+        help_button.clicked.connect(self.open_help)
+        exports.addWidget(help_button)
         for label, slot in ((tr("Export GeoPackage..."), self.export_gpkg), (tr("Export shapefile..."), self.export_shp)):
             b = QPushButton(label)
             b.clicked.connect(slot)
@@ -170,6 +183,13 @@ class EarthGPTXDock(QDockWidget):
         self.status.setWordWrap(True)
         lay.addWidget(self.status)
         self.setWidget(body)
+
+    def open_help(self) -> QUrl:
+        """Open the README (shipped with the plugin) in the system's viewer; returns its URL."""
+        url = QUrl.fromLocalFile(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                              "README.md"))
+        QDesktopServices.openUrl(url)
+        return url
 
     def activate_tool(self, key: str) -> None:
         for k in self.tools:

@@ -200,4 +200,4 @@ def _style(layer: QgsVectorLayer, name: str, family: str) -> None:
     settings.isExpression = True
     settings.setFormat(text)
     layer.setLabeling(QgsVectorLayerSimpleLabeling(settings))
-    layer.setLabelsEnabled(True)
+    layer.setLabelsEnabled(name != "answers")   # an answer is read in the dock, not over the raster

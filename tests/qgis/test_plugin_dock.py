@@ -565,3 +565,19 @@ def test_the_workers_stderr_goes_to_the_message_log_and_a_log_file(pkg, qgis_app
     assert got == [("EarthGPT-X", "Loading weights: 100%|###| 70/70 [00:01<00:00, 51.2it/s]")]
     with open(worker_log_path(), encoding="utf-8") as f:
         assert f.read().rstrip().endswith("Loading weights: 100%|###| 70/70 [00:01<00:00, 51.2it/s]")
+
+
+def test_shortcuts_tooltips_empty_state_and_help(pkg, qgis_iface, qgis_new_project):
+    from earthgptx.plugin.dock import EarthGPTXDock
+    dock = EarthGPTXDock(qgis_iface)
+    try:
+        assert dock.ask_button.shortcut().toString() == "Ctrl+Return" and "Ctrl+Return" in dock.ask_button.toolTip()
+        for key, shortcut in (("point", "Ctrl+Alt+P"), ("box", "Ctrl+Alt+B"), ("freeform", "Ctrl+Alt+F")):
+            button = getattr(dock, f"{key}_button")
+            assert button.shortcut().toString() == shortcut and shortcut in button.toolTip()
+        assert "whole image" in dock.conversation.placeholderText()
+        url = dock.open_help()
+        assert url.isLocalFile() and os.path.isfile(url.toLocalFile()) and url.toLocalFile().endswith("README.md")
+    finally:
+        dock.shutdown()
+        dock.deleteLater()
