@@ -13,8 +13,8 @@ from qgis.gui import QgsMapLayerComboBox, QgsRubberBand
 from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP, QCoreApplication, QUrl, pyqtSignal
 from qgis.PyQt.QtGui import QColor, QDesktopServices, QKeySequence
 from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                                 QLineEdit, QListWidget, QPlainTextEdit, QProgressBar, QPushButton, QTextBrowser,
-                                 QToolButton, QVBoxLayout, QWidget)
+                                 QLineEdit, QListWidget, QPlainTextEdit, QProgressBar, QPushButton, QTabWidget,
+                                 QTextBrowser, QToolButton, QVBoxLayout, QWidget)
 
 from ..model_backend.core.errors import EarthGPTXError, InvalidPromptError
 from ..model_backend.core.interface import Role, Task, Turn, check_question
@@ -28,6 +28,7 @@ from .map_tools.freeform_tool import FreeformTool
 from .map_tools.point_tool import PointTool
 from .raster_view import (DrawnPrompt, LayerView, RasterInfo, chip_polygons_geometry, chip_shape_geometry,
                           ground_area_m2, is_single_region, plan_chip, view_prompts)
+from .results import ResultsPanel
 from .settings import PluginSettings
 from .tasks import LoadTask, QuestionTask
 from .worker_pool import POOL
@@ -168,7 +169,11 @@ class EarthGPTXDock(QDockWidget):
         self.conversation.anchorClicked.connect(self._show_reasoning)
         self.reasonings: Dict[str, str] = {}
         self.raw_answers: Dict[str, str] = {}
-        lay.addWidget(self.conversation, 1)
+        self.results = ResultsPanel(self.canvas)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.conversation, tr("Conversation"))
+        self.tabs.addTab(self.results, tr("Results"))
+        lay.addWidget(self.tabs, 1)
         exports = QHBoxLayout()
         help_button = QPushButton(tr("Help"))
         help_button.setToolTip(tr("The README: prompts, tasks, outlines, settings"))
@@ -420,6 +425,9 @@ class EarthGPTXDock(QDockWidget):
                       for r in answer.regions]
         masks = self._mask_items(task, {"answer_id": answer_id}) if task.outlines else []
         self.outputs.add_question(prompts, (answer_geometry, attrs), detections, masks)
+        title = request.instruction or tr(TASK_LABELS[request.task])
+        self.results.add_question(task.question_id, f"{title}: {_short(answer.text)}", answer.text,
+                                  self.outputs.added, dict(enumerate(task.sizes, start=1)))
 
     def _say_regions(self, task: QuestionTask) -> None:
         """A grounding answer as a reader wants it: "3 ships, 1 tank", then the regions listed with their
@@ -446,6 +454,8 @@ class EarthGPTXDock(QDockWidget):
                                           "kind": p.kind.value}) for p in task.drawn]
         masks = self._mask_items(task, {"question_id": task.question_id})
         self.outputs.add_question(prompts, None, [], masks)
+        self.results.add_question(task.question_id, tr("Outlines: {0}").format(task.instruction or task.layer_name),
+                                  "", self.outputs.added)
         empty = task.outlines.get("empty", 0)
         said = tr("{0} outline(s)").format(len(masks)) + (
             " " + tr("({0} empty after dropping specks)").format(empty) if empty else "")
@@ -582,3 +592,8 @@ def _ground_size(geometry: QgsGeometry, crs: QgsCoordinateReferenceSystem) -> st
                                              QgsUnitTypes.DistanceUnit.DistanceMeters) for k in (0, 1))
     unit, scale = ("km", 1000.0) if max(a, b) >= 1000 else ("m", 1.0)
     return f" ({a / scale:.3g} × {b / scale:.3g} {unit})"
+
+
+def _short(text: str, n: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[:n - 1] + "…"

@@ -92,6 +92,8 @@ class OutputLayers:
 
     def __init__(self, project: Optional[QgsProject] = None) -> None:
         self._project = project or QgsProject.instance()
+        #: what the last ``add_question`` stored: (schema layer, its QGIS layer, feature id), in order
+        self.added: List[Tuple[str, QgsVectorLayer, int]] = []
 
     def layers(self) -> Dict[str, List[QgsVectorLayer]]:
         """The layers of each schema layer in the layer tree (points, lines, polygons order), for export."""
@@ -118,10 +120,12 @@ class OutputLayers:
                 batches[role] = (self._find(role) or self._create(role), [])
             layer, features = batches[role]
             features.append(self._feature(layer, name, geometry, attributes))
-        for layer, features in batches.values():
-            ok, _ = layer.dataProvider().addFeatures(features)
+        self.added = []
+        for role, (layer, features) in batches.items():
+            ok, stored = layer.dataProvider().addFeatures(features)
             if not ok:
                 raise RuntimeError("; ".join(layer.dataProvider().errors()))
+            self.added += [(role.split(":")[0], layer, f.id()) for f in stored]
             layer.updateExtents()
             layer.triggerRepaint()
         return {name: sum(1 for n, _ in items if n == name) for name in LAYERS}

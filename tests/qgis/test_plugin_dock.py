@@ -17,6 +17,7 @@ from qgis.core import (Qgis, QgsApplication, QgsCoordinateReferenceSystem, QgsCo
 from qgis.gui import QgsMapCanvas, QgsMapMouseEvent
 from qgis.PyQt.QtCore import QEvent, QPoint, QPointF, Qt, QTimer, QUrl
 from qgis.PyQt.QtGui import QMouseEvent
+from qgis.PyQt.QtWidgets import QApplication
 
 from conftest import RASTERS
 from model_backend.core.prompts import VisualPrompt
@@ -581,3 +582,51 @@ def test_shortcuts_tooltips_empty_state_and_help(pkg, qgis_iface, qgis_new_proje
     finally:
         dock.shutdown()
         dock.deleteLater()
+
+
+def test_results_panel_lists_detections_zooms_to_them_and_follows_the_map(pkg, qgis_iface, qgis_new_project):
+    """A grounding answer through the scripted endpoint: a question row and a row per detection;
+    selecting a row zooms the map to its detection and selects it; selecting the other feature on the
+    map selects its row; Copy answer copies the raw text; Delete removes the question's features."""
+    layer = QgsRasterLayer(RASTERS["utm_landsat"], "landsat", "gdal")
+    QgsProject.instance().addMapLayer(layer)
+    QgsProject.instance().setCrs(layer.crs())
+    answer = '[{"bbox_2d": [100, 200, 300, 450], "label": "ship"}, {"bbox_2d": [600, 600, 700, 650], "label": "tank"}]'
+    with serve(stream(sse_events([answer]))) as srv:
+        dock = make_dock(pkg, qgis_iface, layer, backend="openai", endpoint=url(srv), model="scripted",
+                         max_pixels=65536)
+        try:
+            dock.canvas.setDestinationCrs(layer.crs())
+            dock.canvas.resize(800, 600)
+            dock.canvas.setExtent(layer.extent())
+            dock.task_box.setCurrentIndex(dock.task_box.findData("grounding"))
+            dock.question.setPlainText("ships")
+            done = []
+            dock.questionFinished.connect(done.append)
+            dock.ask()
+            assert wait_for(lambda: done, 60), dock.conversation.toPlainText()
+            panel = dock.results
+            assert panel.tree.topLevelItemCount() == 1 and panel.tree.topLevelItem(0).text(0).startswith("ships:")
+            rows = panel.rows()
+            assert [r.text(0) for r in rows] == ["1. ship", "2. tank"]
+            assert all(re.fullmatch(r"[\d.]+ × [\d.]+ k?m", r.text(1)) for r in rows), [r.text(1) for r in rows]
+            (detections,) = dock.outputs.layers()["detections"]
+            boxes = {f["rank"]: f for f in detections.getFeatures()}
+            rows[1].setSelected(True)
+            QgsApplication.processEvents()
+            tank = boxes[2].geometry().boundingBox()
+            assert dock.canvas.extent().contains(tank) and dock.canvas.extent().width() < 0.5 * layer.extent().width()
+            assert detections.selectedFeatureIds() == [boxes[2].id()]
+            panel.tree.clearSelection()
+            detections.selectByIds([boxes[1].id()])
+            assert [r.text(0) for r in panel.tree.selectedItems()] == ["1. ship"]
+            panel.tree.clearSelection()
+            panel.tree.topLevelItem(0).setSelected(True)
+            assert panel.copy_answer() == answer and QApplication.clipboard().text() == answer
+            panel.delete_selected()
+            assert panel.tree.topLevelItemCount() == 0 and detections.featureCount() == 0
+            assert sum(lyr.featureCount() for lyr in dock.outputs.layers()["answers"]) == 0
+        finally:
+            dock.shutdown()
+            dock.deleteLater()
+    QgsProject.instance().removeAllMapLayers()
