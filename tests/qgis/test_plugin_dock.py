@@ -432,10 +432,9 @@ def test_search_in_tiles_opens_find_objects_with_the_layer_phrase_and_drawn_exte
     monkeypatch.setattr(qgis_iface, "browserModel", lambda: browser, raising=False)
     Processing.initialize()
     registry = QgsApplication.processingRegistry()
-    provider = registry.providerById("earthgptx")
-    if provider is None:
-        provider = EarthGPTXProvider()
-        registry.addProvider(provider)
+    ours = registry.providerById("earthgptx") is None
+    if ours:   # registered for this test only: the plugin's own registers at load (test_qgis)
+        registry.addProvider(EarthGPTXProvider())
     layer = QgsRasterLayer(RASTERS["utm_landsat"], "landsat", "gdal")
     QgsProject.instance().addMapLayer(layer)
     dock = EarthGPTXDock(qgis_iface)
@@ -462,6 +461,8 @@ def test_search_in_tiles_opens_find_objects_with_the_layer_phrase_and_drawn_exte
     finally:
         dock.shutdown()
         dock.deleteLater()
+        if ours:
+            registry.removeProvider(registry.providerById("earthgptx"))
     QgsProject.instance().removeAllMapLayers()
 
 
