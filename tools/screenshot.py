@@ -1,5 +1,6 @@
 """Run by ``qgis --code`` under Xvfb (``make screenshot``): ask a grounding question about the Manila
-aerial in the EarthGPT-X dock and save QGIS's main window to docs/screenshot.png.
+aerial in the EarthGPT-X dock and save QGIS's main window, the dock's results panel shown, to
+docs/screenshot.png.
 
 No GPU or model weights exist on the machines that build this project, so the answer comes from a
 scripted OpenAI-compatible endpoint started here on 127.0.0.1 (its car boxes were placed by hand on
@@ -94,6 +95,10 @@ def main():
     dock.question.setPlainText("cars in region 1")
 
     def save():
+        dock.tabs.setCurrentWidget(dock.results)   # the results list, its third car selected and flashed
+        rows = dock.results.rows()
+        if len(rows) > 2:
+            rows[2].setSelected(True)
         focus = box.boundingBox()
         focus.scale(1.25)
         canvas.setExtent(focus)
