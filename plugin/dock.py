@@ -498,9 +498,10 @@ class EarthGPTXDock(QDockWidget):
             self.message(error, Qgis.MessageLevel.Critical)
 
     def stop(self) -> None:
-        task = self.tasks.get(self.current or "")
-        if task is not None:
-            task.cancel()
+        """Stop the question in flight, or the model's download before it."""
+        for task in (self.tasks.get(self.current or ""), self.tasks.get("load")):
+            if task is not None:
+                task.cancel()
 
     def apply_settings(self, settings: PluginSettings) -> None:
         """New settings: the model reloads with the next question when the model or backend changed."""

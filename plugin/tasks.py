@@ -59,12 +59,18 @@ class LoadTask(WorkerTask):
         super().__init__(tr("EarthGPT-X: loading the model"))
         self.pool, self.python, self.load_fields, self.on_done = pool, python, load_fields, on_done
         self.model: Optional[dict] = None
+        self.stop = threading.Event()
 
     def run(self) -> bool:
         def load() -> None:
-            self.model = self.pool.ensure(self.python, self.load_fields, self.progressMessage.emit)
+            self.model = self.pool.ensure(self.python, self.load_fields, self.progressMessage.emit, self.stop)
 
         return self.guarded(load)
+
+    def cancel(self) -> None:
+        """Stop a model download in progress (Stop in the dock, or the task manager's cancel)."""
+        self.stop.set()
+        super().cancel()
 
     def finished(self, ok: bool) -> None:
         self.on_done(self.model if ok else None, self.error, self.worker_died)

@@ -31,13 +31,14 @@ class WorkerPool:
         self._loaded: Optional[dict] = None
         self._lock = threading.Lock()
 
-    def ensure(self, python: str, load_fields: dict, on_progress: Optional[Callable[[str], None]] = None) -> dict:
+    def ensure(self, python: str, load_fields: dict, on_progress: Optional[Callable[[str], None]] = None,
+               cancel: Optional[threading.Event] = None) -> dict:
         """Start the worker with ``python`` if needed and load ``load_fields`` unless already loaded;
-        returns the model's description."""
+        returns the model's description. Setting ``cancel`` stops a download in progress."""
         with self._lock:
             self._start(python, on_progress)
             if self._loaded != load_fields:
-                self.model = self.client.load(on_progress=on_progress, **load_fields)
+                self.model = self.client.load(on_progress=on_progress, cancel=cancel, **load_fields)
                 self._loaded = dict(load_fields)
             return self.model
 

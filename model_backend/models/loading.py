@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 import os
 import struct
+import threading
+import time
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Tuple
 
@@ -61,9 +63,12 @@ class LoadPlan:
     announcement: str
 
 
-def resolve_source(model: str, on_status: StatusCallback = lambda m: None) -> str:
+def resolve_source(model: str, on_status: StatusCallback = lambda m: None,
+                   cancel: Optional[threading.Event] = None) -> str:
     """A local folder holding the model: ``model`` itself when it is a folder, else the Hugging Face
-    cache entry of hub id ``model``, downloaded (with progress on stderr) when online."""
+    cache entry of hub id ``model``, downloaded when online: its size said first, then its progress
+    through ``on_status`` (bytes of total, at most once a second); setting ``cancel`` stops the download
+    (the files fetched stay in the cache, the next try resumes)."""
     if os.path.isdir(model):
         if not os.path.exists(os.path.join(model, "config.json")):
             raise ModelNotFoundError(f"{model} is a folder but holds no model (config.json is missing)")
@@ -84,13 +89,55 @@ def resolve_source(model: str, on_status: StatusCallback = lambda m: None) -> st
     if folder is None:
         if offline:
             raise ModelNotFoundError(_not_downloaded(model, "HF_HUB_OFFLINE is set"))
-        on_status(f"Downloading {model} from the Hugging Face hub (several GB the first time)...")
         try:
-            folder = snapshot_download(model)
+            to_fetch = sum(f.file_size or 0 for f in snapshot_download(model, dry_run=True) if f.will_download)
+            size = f"{to_fetch / _GIB:.1f} GiB to fetch"
+        except Exception:  # an older hub, or no answer to the listing: said without a size
+            size = "several GB"
+        on_status(f"Downloading {model} from the Hugging Face hub ({size}, once; it can be cancelled and resumes "
+                  f"where it stopped)...")
+        try:
+            folder = snapshot_download(model, tqdm_class=download_reporter(model, on_status, cancel))
+        except DownloadCancelled:
+            raise InvalidArgumentError(f"the download of {model} was cancelled; what came is kept in the "
+                                       f"Hugging Face cache and the next try goes on from there") from None
         except Exception as exc:  # network, unknown repository, gated model
             raise ModelNotFoundError(_not_downloaded(model, str(exc).strip().splitlines()[0][:200])) from None
     check_model_folder(folder)
     return folder
+
+
+class DownloadCancelled(Exception):
+    """Raised from a download's progress when its ``cancel`` is set."""
+
+
+def download_reporter(model: str, on_status: StatusCallback, cancel: Optional[threading.Event],
+                      every_s: float = 1.0):
+    """A tqdm class for ``snapshot_download``'s byte bars: says "Downloading MODEL: 1.20 of 8.00 GiB
+    (15 %)" through ``on_status`` at most every ``every_s`` seconds, and raises ``DownloadCancelled``
+    once ``cancel`` is set."""
+    from tqdm import tqdm
+
+    said = [0.0]
+
+    class Reporter(tqdm):
+        def __init__(self, *args, **kwargs):
+            self.in_bytes, self.done = kwargs.get("unit") == "B", 0
+            super().__init__(*args, **kwargs)
+
+        def update(self, n=1):
+            shown = super().update(n)
+            self.done += n or 0
+            if cancel is not None and cancel.is_set():
+                raise DownloadCancelled()
+            total, now = getattr(self, "total", None), time.monotonic()
+            if self.in_bytes and total and now - said[0] >= every_s:
+                said[0] = now
+                on_status(f"Downloading {model}: {self.done / _GIB:.2f} of {total / _GIB:.2f} GiB "
+                          f"({100.0 * self.done / total:.0f} %)")
+            return shown
+
+    return Reporter
 
 
 def check_model_folder(folder: str) -> None:

@@ -34,9 +34,9 @@ class LocalEngine(Engine):
     """One model kept in memory. ``model``: a local folder or a Hugging Face hub id."""
 
     def __init__(self, model: str, policy: LoadPolicy = LoadPolicy(), on_status: StatusCallback = lambda m: None,
-                 thinking: bool = False):
+                 thinking: bool = False, cancel: Optional[threading.Event] = None):
         self.thinking = bool(thinking)
-        source = resolve_source(model, on_status)
+        source = resolve_source(model, on_status, cancel)   # ``cancel`` stops a download
         self.plan: LoadPlan = plan_load(source, policy, model_id=model)
         on_status(self.plan.announcement)
         started = time.perf_counter()

@@ -136,11 +136,19 @@ class WorkerClient:
 
     # -- requests -----------------------------------------------------------------------------------
     def load(self, on_progress: Optional[Callable[[str], None]] = None, timeout: float = LOAD_TIMEOUT_S,
-             **fields: Any) -> Dict[str, Any]:
+             cancel: Optional[threading.Event] = None, **fields: Any) -> Dict[str, Any]:
         """Load a model (fields of PROTOCOL.md's ``load``) within ``timeout`` seconds; returns its
-        description."""
-        reply = self._request({"type": "load", **fields}, timeout=timeout,
-                              on_event=lambda m: on_progress and m["type"] == "progress" and on_progress(m["message"]))
+        description. Setting ``cancel`` stops a download in progress (the load then fails, saying so)."""
+        rid = next(self._ids)
+        watcher_stop = threading.Event()
+        if cancel is not None:
+            threading.Thread(target=self._watch_cancel, args=(cancel, watcher_stop, rid), daemon=True).start()
+        try:
+            reply = self._request({"type": "load", "id": rid, **fields}, timeout=timeout,
+                                  on_event=lambda m: on_progress and m["type"] == "progress"
+                                  and on_progress(m["message"]))
+        finally:
+            watcher_stop.set()
         return reply["model"]
 
     def ask(self, request: AskRequest, on_text: Optional[Callable[[str], None]] = None,

@@ -121,7 +121,7 @@ class Worker:
 
             policy = LoadPolicy(request.get("device", "auto"), request.get("quantization", "auto"))
             self.engine = LocalEngine(request.get("model") or DEFAULT_MODEL, policy, on_status=status,
-                                      thinking=request.get("thinking") is True)
+                                      thinking=request.get("thinking") is True, cancel=self._cancel)
         elif backend == "openai":
             from ..models.remote import RemoteEngine
 
