@@ -7,6 +7,7 @@ tokens back through queued Qt signals, and hand their results to ``finished`` (m
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import Callable, List, Optional
 
@@ -63,9 +64,16 @@ class LoadTask(WorkerTask):
 
     def run(self) -> bool:
         def load() -> None:
-            self.model = self.pool.ensure(self.python, self.load_fields, self.progressMessage.emit, self.stop)
+            self.model = self.pool.ensure(self.python, self.load_fields, self._progress, self.stop)
 
         return self.guarded(load)
+
+    def _progress(self, message: str) -> None:
+        """A loading message to the dock, and a download's percentage to the task manager's bar."""
+        self.progressMessage.emit(message)
+        percent = re.search(r"\((\d+) %\)$", message)
+        if percent:
+            self.setProgress(float(percent.group(1)))
 
     def cancel(self) -> None:
         """Stop a model download in progress (Stop in the dock, or the task manager's cancel)."""
