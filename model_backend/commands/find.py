@@ -1,7 +1,8 @@
 """The ``find`` command: ``python -m model_backend find RASTER... "phrase" [--extent MINX MINY MAXX MAXY
 [--extent-crs AUTH:CODE]] [--resolution METRES] [--tile PX] [--overlap F] [--concurrency N] [--batch-size K|auto]
-[--resume] [engine options] --out FILE.gpkg|FILE.shp``: tiled grounding over whole rasters (or an extent), several
-rasters (or ``@LIST``) into one output."""
+[--resume] [--masks [--segmenter ID_OR_FOLDER] [--segmenter-device D] [--precision P] [--simplify PX] [--min-area PX]]
+[engine options] --out FILE.gpkg|FILE.shp``: tiled grounding over whole rasters (or an extent), several rasters (or
+``@LIST``) into one output, with ``--masks`` the detections outlined and joined across tile borders."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ import os
 import sys
 from typing import List, Sequence
 
+from ..core.engine_options import DEFAULT_SEGMENTER
 from ..core.errors import InvalidArgumentError
 from ..core.normalise import Modality
 from ..core.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, MAX_OVERLAP, MIN_TILE
 from ..geo.crs import parse_crs
 from .engine_args import add_engine_options, engines_from_args, say_unfinished
+from .prompt_args import add_outline_options
+from .segment import add_segmenter_options, check_outline_options, segmenter_from_args
 
 
 def add_parser(sub) -> None:
@@ -46,22 +50,36 @@ def add_parser(sub) -> None:
                       help="a .gpkg output: ask only the tiles an earlier run of the same search did not answer")
     find.add_argument("--max-new-tokens", type=int, default=512, help="generation budget per tile (default 512)")
     find.add_argument("--out", required=True, help="output .gpkg or .shp (appended to when it exists)")
+    find.add_argument("--masks", action="store_true",
+                      help="also outline each detection on its tile with a segmenter (SAM 2.1 or SAM), outlines of "
+                           "one object on several tiles joined (the masks layer)")
+    add_segmenter_options(find, "--segmenter", DEFAULT_SEGMENTER)
+    add_outline_options(find)
 
 
 def run(args: argparse.Namespace) -> dict:
-    """Check everything that can be checked (phrase, output, rasters, extent, tiling) before loading a
-    model, then search each raster in turn into the one output; progress on stderr, the summary (one
-    raster's, or a list of them) returned for stdout."""
-    from ..jobs.find import AUTO, MAX_BATCH, MAX_CONCURRENCY, find_objects, plan_search
+    """Check everything that can be checked (phrase, output, rasters, extent, tiling, outline options
+    and the segmenter) before loading a model, then search each raster in turn into the one output;
+    progress on stderr, the summary (one raster's, or a list of them) returned for stdout."""
+    from ..jobs.find import AUTO, MAX_BATCH, MAX_CONCURRENCY, check_prompt_segmenter, find_objects, plan_search
 
     if args.extent_crs and not args.extent:
         raise InvalidArgumentError("--extent-crs goes with --extent")
     if args.resume and not args.out.lower().endswith(".gpkg"):
         raise InvalidArgumentError("--resume needs the GeoPackage output (.gpkg) the search wrote to")
+    if args.masks:
+        check_outline_options(args)
     extent_crs = parse_crs(args.extent_crs) if args.extent_crs else None
     rasters = raster_list(args.rasters)
-    for raster, grid in plan_search(rasters, args.phrase, args.out, args.resume, args.resolution, args.extent,
-                                    extent_crs, args.tile, args.overlap, args.max_new_tokens):
+    grids = plan_search(rasters, args.phrase, args.out, args.resume, args.resolution, args.extent, extent_crs,
+                        args.tile, args.overlap, args.max_new_tokens)
+    if args.masks:
+        from ..models.loading import resolve_source
+        from ..models.segmentation import segmenter_family
+
+        folder = resolve_source(args.segmenter, lambda message: print(message, file=sys.stderr, flush=True))
+        check_prompt_segmenter(args.segmenter, segmenter_family(folder))
+    for raster, grid in grids:
         print(f"{os.path.basename(raster)}: {len(grid)} tile(s) of {grid.out_width}x{grid.out_height} chip pixels "
               f"({grid.window_width}x{grid.window_height} raster pixels each).", file=sys.stderr, flush=True)
     concurrency = args.concurrency if args.concurrency is not None else 4 if args.backend == "openai" else 1
@@ -69,21 +87,26 @@ def run(args: argparse.Namespace) -> dict:
         raise InvalidArgumentError(f"--concurrency must be 1..{MAX_CONCURRENCY}, got {concurrency}")
     if args.batch_size != AUTO and not 1 <= args.batch_size <= MAX_BATCH:
         raise InvalidArgumentError(f"--batch-size must be 1..{MAX_BATCH} or auto, got {args.batch_size}")
-    engines = engines_from_args(args)
+    segmenter = segmenter_from_args(args) if args.masks else None   # small: loaded first, then the VLM
+    engines = []
     summaries = []
     try:
+        engines = engines_from_args(args)
         for raster in rasters:
             result = find_objects(raster, args.phrase, engines, args.resolution, args.extent, extent_crs,
                                   args.tile, args.overlap, Modality(args.modality) if args.modality else None,
                                   args.bands, args.max_new_tokens, args.out,
                                   on_progress=lambda done, total, message: print(message, file=sys.stderr, flush=True),
-                                  concurrency=concurrency, resume=args.resume, batch_size=args.batch_size)
+                                  concurrency=concurrency, resume=args.resume, batch_size=args.batch_size,
+                                  segmenter=segmenter, simplify_px=args.simplify, min_area_px=args.min_area)
             summaries.append(_summary(raster, args, result, concurrency))
             if result.interrupted or result.cancelled:
                 break
     finally:
         for engine in engines:
             engine.close()
+        if segmenter is not None:
+            segmenter.close()
     if len(rasters) == 1:
         return summaries[0]
     return {"phrase": args.phrase, "rasters": summaries,
@@ -133,6 +156,9 @@ def _summary(raster: str, args: argparse.Namespace, result, concurrency: int) ->
         print(f"--batch-size auto: {result.batch_size} tile(s) per generate.", file=sys.stderr)
     if result.interrupted:
         print(f"Interrupted after {result.tiles_done} of {result.tiles_total} tile(s).", file=sys.stderr)
+    outlines = f" and {summary['masks']} outline(s) (joined from {result.mask_candidates} per tile)" \
+        if result.mask_candidates else ""
     print(f"Wrote {summary['answers']} tile answer(s) and {summary['detections']} detection(s) "
-          f"(merged from {result.candidates}) to {', '.join(summary['files']) or 'nothing'}.", file=sys.stderr)
+          f"(merged from {result.candidates}){outlines} to {', '.join(summary['files']) or 'nothing'}.",
+          file=sys.stderr)
     return {"raster": raster, "phrase": args.phrase, **summary, "concurrency": concurrency}

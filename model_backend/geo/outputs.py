@@ -111,7 +111,8 @@ def write_record(path: str, record: QuestionRecord, timeout_s: float = BUSY_TIME
                  replacing: Sequence[str] = ()) -> WriteReport:
     """Append ``record`` to the GeoPackage or shapefile output ``path`` (created when missing).
     ``replacing`` (GeoPackage only): answer ids whose detections, written earlier by this program, are
-    removed in the same transaction (a search rebuilding its merged detections)."""
+    removed in the same transaction (a search rebuilding its merged detections), and their masks too
+    when ``record`` carries masks (a search rebuilding its merged outlines)."""
     _check_path(path)
     if replacing and not path.lower().endswith(".gpkg"):
         raise InvalidArgumentError("replacing detections needs a GeoPackage output (.gpkg)")
@@ -206,7 +207,7 @@ def _append_gpkg(path: str, record: QuestionRecord, timeout_s: float, replacing:
                 continue
             target = CRS.from_wkt(existing) if existing else record.crs
             out.ensure_layer(name, FIELDS[name], _spatial_ref(target))
-            if name == "detections" and replacing:
+            if replacing and (name == "detections" or (name == "masks" and record.masks)):
                 out.delete(name, "answer_id", replacing)
             rows = []
             for f in record.layer(name):

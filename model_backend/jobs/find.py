@@ -14,7 +14,8 @@ default 5 % of RAM, which a pass over a large raster would otherwise fill with b
 Output (DESIGN §4 schema), in the raster's CRS (an existing output keeps its own): ``answers`` gets
 one feature per tile asked, its footprint the tile chip's footprint and its text the tile's answer,
 all of one run sharing a ``question_id``; ``detections`` gets the merged detections, each pointing
-(``answer_id``) at the tile answer it was parsed from, ``rank`` its order in that answer. Per-tile
+(``answer_id``) at the tile answer it was parsed from, ``rank`` its order in that answer; with a
+segmenter, ``masks`` gets their outlines, joined across tile borders (``merge_outlines``). Per-tile
 answers keep each detection's provenance, and a cancelled run still records exactly what was searched.
 """
 
@@ -32,23 +33,30 @@ from typing import Callable, ContextManager, Dict, Iterator, List, Optional, Seq
 
 import numpy as np
 import rasterio
+import shapely
 from pyproj import CRS, Geod
+from shapely.geometry import MultiPolygon
 from shapely.geometry.base import BaseGeometry
 
 from ..core.chip import Chip
 from ..core.encoding import box_corners
+from ..core.engine_options import DEFAULT_SEGMENTER
 from ..core.errors import AllNodataError, EarthGPTXError, InvalidArgumentError
 from ..core.interface import Answer, AskRequest, Region, Task, check_max_new_tokens, check_question
 from ..core.normalise import Modality
 from ..core.prompts import VisualPrompt
 from ..core.schema import new_id, utc_now
-from ..core.tiling import (DEFAULT_OVERLAP, DEFAULT_TILE, Tile, TileGrid, area_window, merge_detections, plan_tiles,
-                           scale_for_resolution)
+from ..core.tiling import (CONTAIN_THRESHOLD, DEFAULT_OVERLAP, DEFAULT_TILE, IOU_THRESHOLD, Tile, TileGrid,
+                           area_window, candidate_pairs, merge_detections, overlap_ratios, plan_tiles,
+                           polygon_areas, scale_for_resolution)
 from ..geo.crs import transformer
 from ..geo.geometry import prompt_geometry
+from ..geo.masks import area_m2, check_outline_settings
 from ..geo.outputs import Feature, QuestionRecord, WriteReport, check_output, read_layer, write_record
 from ..geo.raster import RasterSource
 from ..models.engine import Engine
+from ..models.segmentation import SegmentEngine
+from .segment import detection_masks
 
 Bounds = Tuple[float, float, float, float]
 #: the most tile questions in flight at once, and the most tiles in one batched call
@@ -58,6 +66,8 @@ MAX_BATCH = 64
 AUTO = "auto"
 #: ``on_progress(tiles_done, tiles_total, message)``
 ProgressCallback = Callable[[int, int, str], None]
+#: segmenter families that outline a detection's box or point
+PROMPT_SEGMENTERS = ("sam2", "sam", "sam3")
 
 
 @dataclass
@@ -88,11 +98,13 @@ class FindResult:
     metres per chip pixel along columns and rows at the area's centre (None for a CRS without an
     ellipsoid). timings: seconds, ``read_s`` (time spent waiting for pixel reads and normalisation,
     which run one tile ahead while the model answers), ``model_s`` (waiting for answers, however many
-    are in flight), ``nms_s`` (merging), ``other_s`` (planning, mapping, writing), ``total_s``.
+    are in flight), ``nms_s`` (merging detections and outlines), with a segmenter ``masks_s``
+    (outlining), ``other_s`` (planning, mapping, writing), ``total_s``.
     interrupted: stopped by Ctrl-C (``cancelled`` too); what was done before is in the output all the
     same. cut_regions: regions past the cap of one tile's answer (``MAX_REGIONS``), summed over the tiles.
     resumed: tiles an earlier run had answered (not asked again). batch_size: tiles asked per call
-    (``"auto"`` resolved). ``record`` holds this run's answers.
+    (``"auto"`` resolved). ``record`` holds this run's answers and its merged outlines (``masks``, raster
+    CRS); mask_candidates: the per-tile outlines they were joined from.
     """
 
     detections: List[Detection]
@@ -109,6 +121,7 @@ class FindResult:
     cut_regions: int = 0
     resumed: int = 0
     batch_size: int = 1
+    mask_candidates: int = 0
 
     def summary(self) -> Dict[str, object]:
         """What the search did, as JSON-ready values (the CLI's summary and the worker's ``found``)."""
@@ -117,6 +130,7 @@ class FindResult:
             "answers": len(self.record.answers),
             "candidates": self.candidates,
             "detections": len(self.detections),
+            "masks": len(self.record.masks),
             "labels": dict(Counter(d.label for d in self.detections)),
             "finish_reasons": dict(Counter(str(a.properties.get("finish_reason")) for a in self.record.answers)),
             "ground_resolution_m": list(self.ground_resolution) if self.ground_resolution else None,
@@ -222,7 +236,8 @@ def find_objects(raster: str, phrase: str, engine: Union[Engine, Sequence[Engine
                  bands: Optional[Sequence[int]] = None, max_new_tokens: int = 512, out: Optional[str] = None,
                  on_progress: ProgressCallback = lambda done, total, message: None,
                  cancel: Optional[threading.Event] = None, concurrency: int = 1, resume: bool = False,
-                 batch_size: Union[int, str] = 1) -> FindResult:
+                 batch_size: Union[int, str] = 1, segmenter: Optional[SegmentEngine] = None,
+                 simplify_px: float = 0.0, min_area_px: float = 0.0) -> FindResult:
     """Find ``phrase`` over ``raster`` (whole, or ``extent`` in ``extent_crs``) tile by tile with
     ``engine`` (or several: each tile goes to the least busy), merge the detections of overlapping
     tiles, and append them to ``out`` when given.
@@ -237,11 +252,16 @@ def find_objects(raster: str, phrase: str, engine: Union[Engine, Sequence[Engine
     answers are dropped); what was done is kept and written. A tile whose question fails ends the
     search the same way, then its error is raised, saying what was written.
 
-    A GeoPackage output is written as the search goes: each tile's answer and its detections in one
-    transaction when the answer arrives, so a run killed at any moment loses only the tiles in flight;
-    at the end the run's detections are replaced by their merge. ``resume``: the tiles an earlier run
-    of the same search (raster, phrase and tile grid) wrote to ``out`` are not asked again; the run
-    goes on under its question id and the merge covers every tile.
+    ``segmenter`` (SAM 2.1 or SAM): each tile's detections are outlined on its chip as its answer
+    arrives (``detection_masks``, one image encoding per tile, in this thread only), ``simplify_px``
+    and ``min_area_px`` in chip pixels; at the end the outlines are joined as ``merge_outlines`` says.
+
+    A GeoPackage output is written as the search goes: each tile's answer, its detections and their
+    outlines in one transaction when the answer arrives, so a run killed at any moment loses only the
+    tiles in flight; at the end the run's detections (and outlines) are replaced by their merge.
+    ``resume``: the tiles an earlier run of the same search (raster, phrase and tile grid) wrote to
+    ``out`` are not asked again; the run goes on under its question id and the merge covers every tile
+    (outlines: those of the tiles outlined, by this run or the earlier one).
     """
     t_start = time.perf_counter()
     check_question(Task.GROUNDING, phrase, 0)
@@ -255,11 +275,14 @@ def find_objects(raster: str, phrase: str, engine: Union[Engine, Sequence[Engine
     stream_out = out is not None and out.lower().endswith(".gpkg")
     if resume and not stream_out:
         raise InvalidArgumentError("resuming a search needs the GeoPackage output (.gpkg) it wrote to")
+    if segmenter is not None:
+        check_outline_settings(min_area_px, simplify_px)
+        check_prompt_segmenter(segmenter.plan.model_id, segmenter.family)
     if out is not None:
         check_output(out)
     pool = EnginePool([engine] if isinstance(engine, Engine) else list(engine))
     stop = threading.Event()
-    read_s = model_s = 0.0
+    read_s = model_s = masks_s = 0.0
     candidates: List[Detection] = []
     cancelled = interrupted = False
     failure: Optional[EarthGPTXError] = None
@@ -276,6 +299,7 @@ def find_objects(raster: str, phrase: str, engine: Union[Engine, Sequence[Engine
         question_id = earlier.question_id if earlier else new_id()
         run_answers = list(earlier.answers.values()) if earlier else []   # every answer id of this run
         candidates = list(earlier.detections) if earlier else []
+        outlines = list(earlier.masks) if earlier else []   # per-tile (or merged before), raster CRS
         todo = [t for t in grid if earlier is None or t.index not in earlier.answers]
         total, done = len(grid), len(grid) - len(todo)
         if earlier is not None:
@@ -297,17 +321,16 @@ def find_objects(raster: str, phrase: str, engine: Union[Engine, Sequence[Engine
                 try:
                     answers = future.result()
                 except Exception as exc:  # noqa: BLE001 - any failure ends the search the same way
-                    failure = failure or (exc if isinstance(exc, EarthGPTXError) else EarthGPTXError(
-                        f"asking tile {tiles[0][0].index + 1} failed: {type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0] if str(exc) else ''}"))
+                    failure = failure or _failure(f"asking tile {tiles[0][0].index + 1}", exc)
                     stop.set()
                     continue
                 for (t, chip), answer in zip(tiles, answers):
                     take(t, chip, answer)
 
         def take(t: Tile, chip: Chip, answer: Answer) -> None:
-            """One tile's answer: written (GeoPackage), kept for the merge, counted."""
-            nonlocal done, cut, cancelled, failure
+            """One tile's answer: outlined (with a segmenter), written (GeoPackage), kept for the merge,
+            counted."""
+            nonlocal done, cut, cancelled, failure, masks_s
             if answer.meta.finish_reason == "cancelled":
                 cancelled = cancelled or failure is None
                 return
@@ -316,9 +339,20 @@ def find_objects(raster: str, phrase: str, engine: Union[Engine, Sequence[Engine
             feature = _answer_feature(raster, chip, phrase, answer, question_id, answer_id)
             found = [_detection(chip, region, t.index, rank, answer_id)
                      for rank, region in enumerate(answer.regions, start=1)]
+            tile_outlines: List[Feature] = []
+            if segmenter is not None:   # the chip's CRS is the raster's
+                started = time.perf_counter()
+                try:
+                    tile_outlines = detection_masks(chip, answer, segmenter, answer_id, simplify_px, min_area_px)
+                except Exception as exc:  # noqa: BLE001 - as a failed question: the tile is left for a resume
+                    failure = failure or _failure(f"outlining tile {t.index + 1}", exc)
+                    stop.set()
+                    return
+                finally:
+                    masks_s += time.perf_counter() - started
             if stream_out:  # committed now: a kill later loses nothing of this tile
                 try:
-                    tile_record = QuestionRecord(crs=source.crs, answers=[feature],
+                    tile_record = QuestionRecord(crs=source.crs, answers=[feature], masks=tile_outlines,
                                                  detections=[_detection_feature(d) for d in found])
                     escaped.extend(write_record(out, tile_record).escaped_fields)
                 except EarthGPTXError as exc:
@@ -328,6 +362,7 @@ def find_objects(raster: str, phrase: str, engine: Union[Engine, Sequence[Engine
             run_answers.append(answer_id)
             answered.append((t.index, feature))
             candidates.extend(found)
+            outlines.extend(tile_outlines)
             done += 1
             on_progress(done, total, f"tile {t.index + 1} of {total}: {len(answer.regions)} region(s)")
 
@@ -373,15 +408,17 @@ def find_objects(raster: str, phrase: str, engine: Union[Engine, Sequence[Engine
     keep = merge_detections(np.array([d.quad for d in candidates]).reshape(-1, 4, 2),
                             [d.label for d in candidates])
     detections = [d for d, k in zip(candidates, keep) if k]
-    nms_s = time.perf_counter() - t_nms
     record.detections = [_detection_feature(d) for d in detections]
+    record.masks = merge_outlines(candidates, keep, outlines, grid, source) if outlines else []
+    nms_s = time.perf_counter() - t_nms
     report = None
-    if stream_out and run_answers:   # the run's detections, raw or merged before, become their merge
+    if stream_out and run_answers:   # the run's detections and outlines, raw or merged before, become their merge
         try:
-            merged = write_record(out, QuestionRecord(crs=source.crs, detections=record.detections),
-                                  replacing=run_answers)
+            merged = write_record(out, QuestionRecord(crs=source.crs, detections=record.detections,
+                                                      masks=record.masks), replacing=run_answers)
             report = WriteReport(written={"prompts": 0, "answers": len(record.answers),
-                                          "detections": merged.written["detections"]}, files=merged.files,
+                                          "detections": merged.written["detections"],
+                                          "masks": merged.written["masks"]}, files=merged.files,
                                  split_fields=[], escaped_fields=sorted(set(escaped + merged.escaped_fields)))
         except EarthGPTXError as exc:
             failure = failure or exc
@@ -392,10 +429,138 @@ def find_objects(raster: str, phrase: str, engine: Union[Engine, Sequence[Engine
             "nothing was written"
         raise type(failure)(f"{failure} ({kept})")
     total_s = time.perf_counter() - t_start
-    timings = {"read_s": read_s, "model_s": model_s, "nms_s": nms_s,
-               "other_s": total_s - read_s - model_s - nms_s, "total_s": total_s}
+    timings = {"read_s": read_s, "model_s": model_s, "nms_s": nms_s, **({"masks_s": masks_s} if segmenter else {}),
+               "other_s": total_s - read_s - model_s - nms_s - masks_s, "total_s": total_s}
     return FindResult(detections, len(candidates), total, done, skipped, ground, cancelled, record, report, timings,
-                      interrupted, cut, total - len(todo), batch_size)
+                      interrupted, cut, total - len(todo), batch_size, len(outlines))
+
+
+def check_prompt_segmenter(model: str, family: Optional[str]) -> None:
+    """Refuse, before any model loads, a model that is no segmenter (``family`` None, as
+    ``models.segmentation.segmenter_family`` says); SAM 2.1, SAM and SAM 3 (its tracker) take boxes."""
+    if family not in PROMPT_SEGMENTERS:
+        raise InvalidArgumentError(f"--masks outlines detections with SAM 2.1 (default {DEFAULT_SEGMENTER}), SAM or "
+                                   f"SAM 3; {model} is not a segmentation model")
+
+
+def merge_outlines(candidates: Sequence[Detection], keep: np.ndarray, outlines: Sequence[Feature], grid: TileGrid,
+                   source: RasterSource) -> List[Feature]:
+    """One outline per object from the per-tile ``outlines`` (``masks`` features in the raster CRS, each
+    pointing at a detection by ``answer_id`` and ``rank``) of ``candidates`` (the run's detections in
+    (tile, rank) order; ``keep``: those ``merge_detections`` kept).
+
+    Detections are joined, transitively: a dropped one with the kept one it was merged into
+    (``_merged_into``), and two kept ones that are one object cut by a tile border (``_cut_across``).
+    The outlines of each joined set become one: the union of their geometries (a MultiPolygon), the
+    highest score, ``area_m2`` of the union (geodesic), ``answer_id`` and ``rank`` those of the set's
+    first kept detection; ordered as those detections. An outline whose detection is not among
+    ``candidates`` is left out."""
+    n = len(candidates)
+    parent = list(range(n))
+
+    def root(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    quads = np.array([d.quad for d in candidates], dtype=float).reshape(-1, 4, 2)
+    labels = [d.label for d in candidates]
+    kept = np.flatnonzero(keep)
+    joins = [(k, int(j)) for k, j in enumerate(_merged_into(quads, labels, keep)) if j >= 0]
+    joins += [(int(kept[a]), int(kept[b])) for a, b in zip(*_cut_across([candidates[k] for k in kept], grid, source))]
+    for a, b in joins:
+        parent[root(a)] = root(b)
+    first: Dict[int, int] = {}   # root -> the first of its detections, a kept one where there is one
+    for k in sorted(range(n), key=lambda k: (not keep[k], k)):
+        first.setdefault(root(k), k)
+    index = {(d.answer_id, d.rank): k for k, d in enumerate(candidates)}
+    members: Dict[int, List[Feature]] = {}
+    for f in outlines:
+        k = index.get((str(f.properties.get("answer_id")), f.properties.get("rank")))
+        if k is not None:
+            members.setdefault(first[root(k)], []).append(f)
+    merged = []
+    for k in sorted(members):
+        parts, lead = members[k], candidates[k]
+        geometry = parts[0].geometry if len(parts) == 1 else shapely.union_all([f.geometry for f in parts])
+        geometry = geometry if geometry.geom_type == "MultiPolygon" else MultiPolygon([geometry])
+        area = parts[0].properties["area_m2"] if len(parts) == 1 else area_m2(geometry, source.crs)
+        merged.append(Feature(geometry, {**parts[0].properties, "answer_id": lead.answer_id, "rank": lead.rank,
+                                         "score": max(float(f.properties["score"]) for f in parts),
+                                         "area_m2": area}))
+    return merged
+
+
+def _merged_into(quads: np.ndarray, labels: Sequence[str], keep: np.ndarray) -> np.ndarray:
+    """For each of the detections (quads (N, 4, 2) in one CRS, labels, ``keep`` from ``merge_detections``)
+    the index of the kept detection it was merged into: itself when kept; for a dropped one, the first
+    in merge order (larger area, then earlier) of the kept detections of its label that
+    ``merge_detections``' test calls its duplicate, -1 when there is none; an exact copy (same label and
+    quad) goes where its first copy goes. Copies are set aside first, as ``merge_detections`` does, so a
+    repetition loop stays O(N log N)."""
+    n = len(quads)
+    into = np.where(keep, np.arange(n), -1)
+    ids: Dict[str, int] = {}
+    label_ids = [ids.setdefault(str(s).strip().casefold(), len(ids)) for s in labels]
+    _, leader, copy_of = np.unique(np.column_stack([label_ids, quads.reshape(n, -1)]), axis=0, return_index=True,
+                                   return_inverse=True)
+    copy_of = leader[copy_of.ravel()]          # each detection's first exact copy (itself when none)
+    distinct = leader[~keep[leader]]           # the first copies that were dropped, and the kept ones
+    distinct = np.concatenate([distinct, np.flatnonzero(keep)])
+    a, b = candidate_pairs(quads[distinct], [labels[k] for k in distinct.tolist()])
+    a, b = distinct[a], distinct[b]
+    a, b = np.concatenate([a, b]), np.concatenate([b, a])      # (kept, dropped) either way round
+    a, b = a[keep[a] & ~keep[b]], b[keep[a] & ~keep[b]]
+    iou, over_smaller = overlap_ratios(quads[a], quads[b])
+    same = (iou > IOU_THRESHOLD) | (over_smaller > CONTAIN_THRESHOLD)
+    rank = np.empty(n, int)
+    rank[np.lexsort((np.arange(n), -polygon_areas(quads)))] = np.arange(n)
+    for winner, loser in sorted(zip(a[same].tolist(), b[same].tolist()), key=lambda p: rank[p[0]]):
+        if into[loser] < 0:
+            into[loser] = winner
+    dropped = ~keep
+    into[dropped] = into[copy_of[dropped]]
+    return into
+
+
+def _cut_across(kept: Sequence[Detection], grid: TileGrid, source: RasterSource) -> Tuple[np.ndarray, np.ndarray]:
+    """Index pairs (i, j) of ``kept`` detections that are one object cut by a tile border: of one label
+    (as ``merge_detections`` compares them), from different tiles, at least one of the two boxes reaching
+    its tile's edge (within one chip pixel), and the parts of the two boxes inside the window both
+    tiles read overlapping by an IoU over ``IOU_THRESHOLD`` (boxes and windows in view pixels)."""
+    if len(kept) < 2:
+        return np.empty(0, int), np.empty(0, int)
+    quads = np.array([d.quad for d in kept], dtype=float).reshape(-1, 4, 2)
+    a, b = candidate_pairs(quads, [d.label for d in kept])
+    cols, rows = source.crs_to_view(quads[..., 0], quads[..., 1])
+    lo, hi = np.stack([cols.min(axis=1), rows.min(axis=1)], axis=1), np.stack([cols.max(axis=1), rows.max(axis=1)],
+                                                                              axis=1)
+    windows = [grid.tile(d.tile).plan.window for d in kept]
+    w_lo = np.array([(w.col_off, w.row_off) for w in windows], dtype=float)
+    w_hi = w_lo + np.array([(w.width, w.height) for w in windows], dtype=float)
+    pixel = np.array(grid.scale)                                  # one chip pixel in view pixels
+    cut = np.any(lo <= w_lo + pixel, axis=1) | np.any(hi >= w_hi - pixel, axis=1)
+    shared_lo, shared_hi = np.maximum(w_lo[a], w_lo[b]), np.minimum(w_hi[a], w_hi[b])
+    a_lo, a_hi = np.maximum(lo[a], shared_lo), np.minimum(hi[a], shared_hi)
+    b_lo, b_hi = np.maximum(lo[b], shared_lo), np.minimum(hi[b], shared_hi)
+
+    def area(low: np.ndarray, high: np.ndarray) -> np.ndarray:
+        return np.prod(np.clip(high - low, 0.0, None), axis=1)
+
+    inter = area(np.maximum(a_lo, b_lo), np.minimum(a_hi, b_hi))
+    union = area(a_lo, a_hi) + area(b_lo, b_hi) - inter
+    iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    tiles = np.array([d.tile for d in kept])
+    same = (tiles[a] != tiles[b]) & (cut[a] | cut[b]) & (iou > IOU_THRESHOLD)
+    return a[same], b[same]
+
+
+def _failure(what: str, exc: Exception) -> EarthGPTXError:
+    """``exc`` as the search's failure: itself when it is ours, else one line saying that ``what`` failed."""
+    if isinstance(exc, EarthGPTXError):
+        return exc
+    return EarthGPTXError(f"{what} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
 
 
 def _forward(source: threading.Event, target: threading.Event) -> Callable[[], None]:
@@ -488,11 +653,12 @@ def _view_pixel_metres(source: RasterSource, col: float, row: float) -> Optional
 @dataclass
 class _EarlierRun:
     """What an earlier run of the same search wrote: its question id, the answer id of each tile it
-    answered, and the detections of those answers (raster CRS)."""
+    answered, and the detections and outlines of those answers (raster CRS)."""
 
     question_id: str
     answers: Dict[int, str]
     detections: List[Detection]
+    masks: List[Feature]
 
 
 def _earlier_run(out: str, raster: str, phrase: str, grid: TileGrid, source: RasterSource) -> Optional[_EarlierRun]:
@@ -531,7 +697,8 @@ def _earlier_run(out: str, raster: str, phrase: str, grid: TileGrid, source: Ras
     tile_of = {answer_id: index for index, answer_id in matched.items()}
     detections = [_stored_detection(f, tile_of[str(f.properties["answer_id"])])
                   for f in read_layer(out, "detections", source.crs) if str(f.properties.get("answer_id")) in tile_of]
-    return _EarlierRun(question_id, matched, detections)
+    masks = [f for f in read_layer(out, "masks", source.crs) if str(f.properties.get("answer_id")) in tile_of]
+    return _EarlierRun(question_id, matched, detections, masks)
 
 
 def _stored_detection(feature: Feature, tile: int) -> Detection:

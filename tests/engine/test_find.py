@@ -16,6 +16,7 @@ import fiona
 import numpy as np
 import pytest
 import rasterio
+import shapely
 from PIL import Image
 from pyproj import Transformer
 from rasterio.vrt import WarpedVRT
@@ -496,3 +497,177 @@ def test_a_local_model_asked_tiles_in_batches_answers_as_one_at_a_time(tmp_path)
     r = run("find", RASTERS["utm_landsat"], "ships", "--model", tiny, "--batch-size", "many", "--out",
             str(tmp_path / "x.gpkg"))
     assert r.returncode == 2 and "expected a whole number or auto" in r.stderr and not (tmp_path / "x.gpkg").exists()
+
+
+# -- outlines (--masks) ------------------------------------------------------------------------------
+
+VALIDATE_GPKG = "/usr/lib/python3/dist-packages/osgeo_utils/samples/validate_gpkg.py"
+#: tiles 0 (x 0..512) and 1 (x 435..947) of the aerial raster in tiles of 512: A (x 400..480) whole on
+#: tile 0 and cut on tile 1 (the two detections merge); L (x 400..600), wider than the overlap, cut on both
+#: (the detections do not merge: the outlines join across the border); a boat where L is cut on tile 1
+#: (another label: never joined); C alone on tile 12
+CUT_OBJECTS = {
+    0: [((781, 195, 938, 313), "ship"), ((781, 586, 1000, 684), "ship")],                # A, L
+    1: [((0, 195, 88, 313), "ship"), ((0, 586, 322, 684), "ship"), ((0, 586, 322, 684), "boat")],
+    12: [((254, 254, 449, 449), "ship")],                                               # C
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_sam(tmp_path_factory):
+    from model_backend.testing.tiny_model import build_tiny_model
+    from model_backend.testing.tiny_sam import build_tiny_sam
+
+    built = {"sam2": build_tiny_sam(str(tmp_path_factory.mktemp("sam2")), "sam2")}
+    built["qwen"] = build_tiny_model(str(tmp_path_factory.mktemp("qwen")), "qwen3_vl")   # a VLM, no segmenter
+    return built
+
+
+def box_masked(folder):
+    """The tiny SAM 2.1 in ``folder``, loaded, its masks (noise) replaced by each prompt's box, so that
+    outlines land where the detections are."""
+    from model_backend.models.loading import LoadPolicy
+    from model_backend.models.segmentation import SegmentEngine
+
+    engine = SegmentEngine(folder, LoadPolicy("cpu", "fp32"))
+    segment = engine.segment
+
+    def boxes(image, prompts, phrase=None, threshold=0.5):
+        masks = segment(image, prompts, phrase, threshold)
+        for m in masks:
+            x0, y0, x1, y1 = (int(round(v)) for v in m.prompt.box)
+            m.mask = np.zeros_like(m.mask)
+            m.mask[y0:y1, x0:x1] = True
+        return masks
+    engine.segment = boxes
+    return engine
+
+
+def assert_valid_gpkg(path):
+    valid = subprocess.run(["/usr/bin/python3", VALIDATE_GPKG, path], capture_output=True, text=True)
+    assert valid.returncode == 0, valid.stdout + valid.stderr
+
+
+def test_outlines_of_an_object_on_two_tiles_are_joined_into_one(tiny_sam, tmp_path):
+    """One outline per object: A's two (merged detections) as one, L's two halves (detections not merged)
+    as one, the boat and C alone; each outline points at a kept detection; a run cancelled after tile 0
+    and resumed ends with the same outlines."""
+    path, out = RASTERS["mercator_aerial"], str(tmp_path / "masks.gpkg")
+    segmenter = box_masked(tiny_sam["sam2"])
+
+    def search(target, first_tile=0, **kwargs):     # one tile question at a time, in tile order
+        with serve(per_request(lambda k: boxes_answer(CUT_OBJECTS.get(first_tile + k, [])))) as srv:
+            return find_objects(path, "ships", RemoteEngine(url(srv), "scripted"), tile=512, out=target,
+                                segmenter=segmenter, **kwargs)
+
+    result = search(out)
+    assert result.candidates == 6 and len(result.detections) == 5 and result.mask_candidates == 6
+    assert result.summary()["masks"] == 4 and "masks_s" in result.timings
+    masks, detections = layer(out, "masks"), layer(out, "detections")
+    assert len(masks) == 4 and len(detections) == 5
+    kept = {(p["answer_id"], p["rank"]): (g, p) for g, p in detections}
+    assert len({(p["answer_id"], p["rank"]) for _, p in masks}) == 4
+    assert all((p["answer_id"], p["rank"]) in kept and p["label"] == kept[p["answer_id"], p["rank"]][1]["label"]
+               and p["prompt_kind"] == "detection" for _, p in masks)
+    with rasterio.open(path) as src:
+        transform = src.transform
+
+    def part(col, rel):           # a box on the tile at (col, 0) on whole chip pixels (its mask), raster CRS
+        q = corners(transform, col, 0, [round(v * 0.512) / 0.512 for v in rel])
+        return shapely_box(*q.min(0), *q.max(0))
+
+    only = {0: part(0, (0, 0, 1000, 1000)).difference(part(435, (0, 0, 1000, 1000))),
+            1: part(435, (0, 0, 1000, 1000)).difference(part(0, (0, 0, 1000, 1000)))}
+    assert Counter(p["label"] for _, p in masks) == {"ship": 3, "boat": 1}
+    (tile0_id,) = {p["answer_id"] for g, p in layer(out, "answers") if g.centroid.within(only[0])}
+    (a_outline, a_props), (l_outline, l_props) = sorted(((g, p) for g, p in masks if p["answer_id"] == tile0_id),
+                                                        key=lambda m: m[1]["rank"])
+    for outline, props, k in ((a_outline, a_props, 0), (l_outline, l_props, 1)):
+        parts = [part(0, CUT_OBJECTS[0][k][0]), part(435, CUT_OBJECTS[1][k][0])]
+        assert outline.geom_type == "MultiPolygon" and outline.is_valid and props["rank"] == k + 1
+        assert outline.area >= max(p.area for p in parts) - 1e-6
+        assert outline.area == pytest.approx(shapely.union_all(parts).area)   # the union
+        assert all(outline.buffer(1e-6).contains(p) for p in parts)
+        assert props["area_m2"] > 0
+    assert l_outline.intersects(only[0]) and l_outline.intersects(only[1])   # across the border
+    assert l_outline.area > 1.5 * part(0, CUT_OBJECTS[0][1][0]).area
+    assert_valid_gpkg(out)
+    resumed = str(tmp_path / "resumed.gpkg")
+    cancel = threading.Event()
+    first = search(resumed, cancel=cancel, on_progress=lambda done, total, message: done == 1 and cancel.set())
+    assert first.cancelled and first.tiles_done == 1 and len(layer(resumed, "masks")) == 2
+    assert search(resumed, first_tile=1, resume=True).mask_candidates == 2 + 4
+
+    def rows(features):
+        return sorted((p["label"], p["rank"], round(g.area, 3), round(p["area_m2"], 3), round(p["score"], 4))
+                      for g, p in features)
+    assert rows(layer(resumed, "masks")) == rows(masks)
+    assert_valid_gpkg(resumed)
+    segmenter.close()
+
+
+def test_find_masks_killed_and_resumed_outlines_every_detection_once(tiny_sam, tmp_path):
+    """kill -9 part-way through ``find --masks`` (the tiny SAM 2.1, noise masks): every tile written has
+    its outlines; --resume outlines only the others, and the output ends with one outline per detection."""
+    import signal
+    import time
+
+    out = str(tmp_path / "found.gpkg")
+    args = ["find", RASTERS["mercator_aerial"], "ships", "--resolution", "0.3", "--tile", "512", "--backend",
+            "openai", "--model", "scripted", "--concurrency", "1", "--masks", "--segmenter", tiny_sam["sam2"],
+            "--segmenter-device", "cpu", "--simplify", "1", "--min-area", "100", "--out", out]     # 4 tiles
+    with serve(_counting(0.05)) as srv:
+        proc = subprocess.Popen([sys.executable, "-m", "model_backend", *args, "--endpoint", url(srv)], cwd=ROOT,
+                                env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while len(srv.received) < 3:          # one tile at a time: the first two are written
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    answered = {p["answer_id"] for _, p in layer(out, "answers")}
+    partial = layer(out, "masks")
+    assert 2 <= len(answered) < 4 and {p["answer_id"] for _, p in partial} == answered and len(partial) == len(answered)
+    with serve(_counting(0.01)) as srv:
+        r = run(*args, "--endpoint", url(srv), "--resume")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert len(srv.received) == 4 - len(answered) and summary["resumed_tiles"] == len(answered)
+    assert summary["detections"] == summary["masks"] == 4 and "4 outline(s) (joined from 4 per tile)" in r.stderr
+    masks, detections = layer(out, "masks"), layer(out, "detections")
+    assert sorted((p["answer_id"], p["rank"]) for _, p in masks) == sorted((p["answer_id"], p["rank"])
+                                                                           for _, p in detections)
+    assert all(g.geom_type == "MultiPolygon" and p["area_m2"] > 0 for g, p in masks)
+    assert_valid_gpkg(out)
+    with serve(_counting(0.01)) as srv:                       # nothing left: the outlines stay as they are
+        again = run(*args, "--endpoint", url(srv), "--resume")
+    assert again.returncode == 0 and len(srv.received) == 0
+    assert sorted((p["answer_id"], p["rank"], round(g.area, 6)) for g, p in layer(out, "masks")) == \
+        sorted((p["answer_id"], p["rank"], round(g.area, 6)) for g, p in masks)
+
+
+def test_find_masks_to_a_shapefile_writes_the_joined_outlines(tiny_sam, tmp_path):
+    out = str(tmp_path / "found.shp")
+    with serve(per_request(lambda k: boxes_answer(CUT_OBJECTS.get(k, [])))) as srv:
+        r = run("find", RASTERS["mercator_aerial"], "ships", "--tile", "512", "--backend", "openai", "--endpoint",
+                url(srv), "--model", "scripted", "--concurrency", "1", "--masks", "--segmenter", tiny_sam["sam2"],
+                "--segmenter-device", "cpu", "--min-area", "100", "--out", out)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    masks = layer(str(tmp_path / "found_masks.shp"))
+    assert summary["detections"] == 5 and summary["masks"] == len(masks) == 4     # A, L, the boat, C
+    assert str(tmp_path / "found_masks.shp") in summary["files"]
+
+
+@pytest.mark.parametrize("extra, said", [
+    (["--min-area", "-1"], "--min-area must be"),
+    (["--simplify", "nan"], "--simplify must be"),
+    (["--segmenter", "NONE"], "neither a model folder"),
+    (["--segmenter", "QWEN"], "is not a segmentation model"),
+])
+def test_find_masks_bad_options_exit_2_before_loading_a_model(tiny_sam, tmp_path, extra, said):
+    extra = [{"NONE": str(tmp_path / "none"), "QWEN": tiny_sam["qwen"]}.get(a, a) for a in extra]
+    out = str(tmp_path / "o.gpkg")
+    r = run("find", RASTERS["mercator_aerial"], "ships", "--masks", *extra, "--model", "earthgptx-test/not-there",
+            "--out", out)
+    assert r.returncode == 2 and said in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Loading" not in r.stderr
+    assert not os.path.exists(out)
