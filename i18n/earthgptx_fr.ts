@@ -4,105 +4,105 @@
 <context>
     <name>EarthGPTX</name>
     <message>
-        <location filename="../plugin/dock.py" line="44"/>
+        <location filename="../plugin/dock.py" line="45"/>
         <source>Free question</source>
         <translation>Question libre</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="45"/>
+        <location filename="../plugin/dock.py" line="46"/>
         <source>Question (short answer)</source>
         <translation>Question (réponse courte)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="46"/>
+        <location filename="../plugin/dock.py" line="47"/>
         <source>Describe the image</source>
         <translation>Décrire l’image</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="47"/>
+        <location filename="../plugin/dock.py" line="48"/>
         <source>Classify the scene</source>
         <translation>Classer la scène</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="48"/>
+        <location filename="../plugin/dock.py" line="49"/>
         <source>Describe region 1</source>
         <translation>Décrire la région 1</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="49"/>
+        <location filename="../plugin/dock.py" line="50"/>
         <source>What is in region 1?</source>
         <translation>Qu’y a-t-il dans la région 1 ?</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="50"/>
+        <location filename="../plugin/dock.py" line="51"/>
         <source>Relation between regions</source>
         <translation>Relation entre les régions</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="51"/>
+        <location filename="../plugin/dock.py" line="52"/>
         <source>Find all ... (boxes)</source>
         <translation>Trouver tous les ... (boîtes)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="53"/>
+        <location filename="../plugin/dock.py" line="54"/>
         <source>Optical</source>
         <translation>Optique</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="54"/>
+        <location filename="../plugin/dock.py" line="55"/>
         <source>SAR</source>
         <translation>SAR</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="55"/>
+        <location filename="../plugin/dock.py" line="56"/>
         <source>Thermal infrared</source>
         <translation>Infrarouge thermique</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="56"/>
+        <location filename="../plugin/dock.py" line="57"/>
         <source>Box</source>
         <translation>Boîte</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="56"/>
+        <location filename="../plugin/dock.py" line="57"/>
         <source>Point</source>
         <translation>Point</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="57"/>
+        <location filename="../plugin/dock.py" line="58"/>
         <source>Free-form</source>
         <translation>Forme libre</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="58"/>
+        <location filename="../plugin/dock.py" line="59"/>
         <source>box</source>
         <translation>boîte</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="58"/>
+        <location filename="../plugin/dock.py" line="59"/>
         <source>point</source>
         <translation>point</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="59"/>
+        <location filename="../plugin/dock.py" line="60"/>
         <source>polygon</source>
         <translation>polygone</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="60"/>
+        <location filename="../plugin/dock.py" line="61"/>
         <source>scribble</source>
         <translation>tracé libre</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="72"/>
-        <location filename="../plugin/layers.py" line="176"/>
+        <location filename="../plugin/dock.py" line="73"/>
+        <location filename="../plugin/layers.py" line="191"/>
         <location filename="../plugin/plugin_main.py" line="45"/>
         <location filename="../plugin/processing/provider.py" line="24"/>
         <source>EarthGPT-X</source>
         <translation>EarthGPT-X</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="101"/>
+        <location filename="../plugin/dock.py" line="102"/>
         <location filename="../plugin/processing/ask_features.py" line="41"/>
         <location filename="../plugin/processing/describe_scene.py" line="39"/>
         <location filename="../plugin/processing/segment_objects.py" line="44"/>
@@ -110,293 +110,293 @@
         <translation>Raster</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="103"/>
+        <location filename="../plugin/dock.py" line="104"/>
         <source>Auto</source>
         <translation>Auto</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="106"/>
+        <location filename="../plugin/dock.py" line="107"/>
         <location filename="../plugin/processing/common.py" line="44"/>
         <source>Modality</source>
         <translation>Modalité</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="108"/>
+        <location filename="../plugin/dock.py" line="109"/>
         <source>auto, or e.g. 4 3 2</source>
         <translation>auto, ou p. ex. 4 3 2</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="109"/>
+        <location filename="../plugin/dock.py" line="110"/>
         <source>Bands</source>
         <translation>Bandes</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="113"/>
-        <location filename="../plugin/dock.py" line="314"/>
+        <location filename="../plugin/dock.py" line="114"/>
+        <location filename="../plugin/dock.py" line="315"/>
         <source>Segment (outline the prompts)</source>
         <translation>Segmenter (contourer les invites)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="114"/>
+        <location filename="../plugin/dock.py" line="115"/>
         <location filename="../plugin/processing/common.py" line="134"/>
         <source>Task</source>
         <translation>Tâche</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="115"/>
+        <location filename="../plugin/dock.py" line="116"/>
         <source>Outline the regions found (segmenter)</source>
         <translation>Contourer les régions trouvées (segmenteur)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="116"/>
+        <location filename="../plugin/dock.py" line="117"/>
         <source>Find all ...: outline each box found with the segmenter of the settings (SAM 2.1 by default); the outlines go to the masks layer</source>
         <translation>Trouver tout ... : contourer chaque boîte trouvée avec le segmenteur des paramètres (SAM 2.1 par défaut) ; les contours vont dans la couche masks</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="126"/>
+        <location filename="../plugin/dock.py" line="127"/>
         <source>{0} prompt ({1})</source>
         <translation>Invite {0} ({1})</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="132"/>
+        <location filename="../plugin/dock.py" line="133"/>
         <source>Clear</source>
         <translation>Effacer</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="141"/>
+        <location filename="../plugin/dock.py" line="142"/>
         <source>Ask about the prompts, or the whole raster (for grounding: what to find)</source>
         <translation>Posez une question sur les invites ou sur tout le raster (pour la localisation : ce qu'il faut trouver)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="145"/>
+        <location filename="../plugin/dock.py" line="146"/>
         <source>Ask</source>
         <translation>Demander</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="148"/>
+        <location filename="../plugin/dock.py" line="149"/>
         <source>Ask the model ({0})</source>
         <translation>Interroger le modèle ({0})</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="149"/>
+        <location filename="../plugin/dock.py" line="150"/>
         <source>Stop</source>
         <translation>Arrêter</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="152"/>
+        <location filename="../plugin/dock.py" line="153"/>
         <source>Search in tiles...</source>
         <translation>Chercher par tuiles...</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="153"/>
+        <location filename="../plugin/dock.py" line="154"/>
         <source>Find all ... over the whole raster (or the drawn prompts' extent) tile by tile, written to a GeoPackage as it goes: opens Find objects</source>
         <translation>Trouver tout ... sur le raster entier (ou l'emprise des invites dessinées) tuile par tuile, écrit dans un GeoPackage au fur et à mesure : ouvre Trouver des objets</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="166"/>
+        <location filename="../plugin/dock.py" line="167"/>
         <source>Draw a prompt (point, box or free-form) and ask about it, or ask about the whole image.</source>
         <translation>Dessinez une invite (point, boîte ou forme libre) et posez une question dessus, ou interrogez l'image entière.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="174"/>
+        <location filename="../plugin/dock.py" line="175"/>
         <source>Conversation</source>
         <translation>Conversation</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="175"/>
+        <location filename="../plugin/dock.py" line="176"/>
         <source>Results</source>
         <translation>Résultats</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="178"/>
+        <location filename="../plugin/dock.py" line="179"/>
         <source>Help</source>
         <translation>Aide</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="179"/>
+        <location filename="../plugin/dock.py" line="180"/>
         <source>The README: prompts, tasks, outlines, settings</source>
         <translation>Le README : invites, tâches, contours, paramètres</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="182"/>
+        <location filename="../plugin/dock.py" line="183"/>
         <source>Export GeoPackage...</source>
         <translation>Exporter en GeoPackage...</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="182"/>
+        <location filename="../plugin/dock.py" line="183"/>
         <source>Export shapefile...</source>
         <translation>Exporter en shapefile...</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="209"/>
+        <location filename="../plugin/dock.py" line="210"/>
         <source>Model: {0} ({1}, {2}, {3}{4})</source>
         <translation>Modèle : {0} ({1}, {2}, {3}{4})</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="212"/>
+        <location filename="../plugin/dock.py" line="213"/>
         <source>Model: not loaded (it loads with the first question)</source>
         <translation>Modèle : non chargé (il se charge à la première question)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="234"/>
+        <location filename="../plugin/dock.py" line="235"/>
         <source>{0}: {1}</source>
         <translation>{0} : {1}</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="253"/>
-        <location filename="../plugin/dock.py" line="270"/>
+        <location filename="../plugin/dock.py" line="254"/>
+        <location filename="../plugin/dock.py" line="271"/>
         <source>Choose a raster layer first.</source>
         <translation>Choisissez d'abord une couche raster.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="277"/>
+        <location filename="../plugin/dock.py" line="278"/>
         <source>Draw a point, a box or a region to outline first.</source>
         <translation>Dessinez d'abord un point, une boîte ou une région à contourer.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="285"/>
+        <location filename="../plugin/dock.py" line="286"/>
         <source>Bands must be numbers, e.g. 4 3 2</source>
         <translation>Les bandes doivent être des nombres, p. ex. 4 3 2</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="292"/>
+        <location filename="../plugin/dock.py" line="293"/>
         <source>Part of a prompt lies outside the raster and was clipped.</source>
         <translation>Une partie d'une invite déborde du raster et a été découpée.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="315"/>
+        <location filename="../plugin/dock.py" line="316"/>
         <source>You</source>
         <translation>Vous</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="316"/>
+        <location filename="../plugin/dock.py" line="317"/>
         <source>Model</source>
         <translation>Modèle</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="344"/>
+        <location filename="../plugin/dock.py" line="345"/>
         <source>The model is answering... ({0} characters)</source>
         <translation>Le modèle répond... ({0} caractères)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="356"/>
+        <location filename="../plugin/dock.py" line="357"/>
         <source>The model is thinking... ({0} characters)</source>
         <translation>Le modèle réfléchit… ({0} caractères)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="373"/>
+        <location filename="../plugin/dock.py" line="374"/>
         <source>the question was stopped</source>
         <translation>la question a été interrompue</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="380"/>
+        <location filename="../plugin/dock.py" line="381"/>
         <source>cut at the token limit</source>
         <translation>coupée à la limite de jetons</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="380"/>
+        <location filename="../plugin/dock.py" line="381"/>
         <source>stopped</source>
         <translation>interrompu</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="381"/>
+        <location filename="../plugin/dock.py" line="382"/>
         <source>the server stopped before the end of the answer</source>
         <translation>le serveur s’est arrêté avant la fin de la réponse</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="385"/>
+        <location filename="../plugin/dock.py" line="386"/>
         <source>{0} region(s) found</source>
         <translation>{0} région(s) trouvée(s)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="388"/>
+        <location filename="../plugin/dock.py" line="389"/>
         <source>({0} more past the cap of one answer were not kept)</source>
         <translation>({0} de plus, au-delà du plafond d’une réponse, n’ont pas été gardées)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="390"/>
-        <location filename="../plugin/dock.py" line="460"/>
+        <location filename="../plugin/dock.py" line="391"/>
+        <location filename="../plugin/dock.py" line="461"/>
         <source>{0} outline(s)</source>
         <translation>{0} contour(s)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="394"/>
+        <location filename="../plugin/dock.py" line="395"/>
         <source>Show the model's reasoning ({0} characters)</source>
         <translation>Afficher le raisonnement du modèle ({0} caractères)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="436"/>
-        <location filename="../plugin/dock.py" line="441"/>
+        <location filename="../plugin/dock.py" line="437"/>
+        <location filename="../plugin/dock.py" line="442"/>
         <source>region</source>
         <translation>région</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="437"/>
+        <location filename="../plugin/dock.py" line="438"/>
         <source>Nothing found.</source>
         <translation>Rien trouvé.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="446"/>
+        <location filename="../plugin/dock.py" line="447"/>
         <source>Show the raw answer</source>
         <translation>Afficher la réponse brute</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="457"/>
+        <location filename="../plugin/dock.py" line="458"/>
         <source>Outlines: {0}</source>
         <translation>Contours : {0}</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="461"/>
+        <location filename="../plugin/dock.py" line="462"/>
         <source>({0} empty after dropping specks)</source>
         <translation>({0} vide(s) après suppression des petites taches)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="491"/>
+        <location filename="../plugin/dock.py" line="492"/>
         <source>Its log is in the EarthGPT-X tab of the message log.</source>
         <translation>Son journal est dans l'onglet EarthGPT-X du journal des messages.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="515"/>
+        <location filename="../plugin/dock.py" line="518"/>
         <source>Model worker restarted; the model loads with the next question.</source>
         <translation>Processus de calcul redémarré ; le modèle se chargera à la prochaine question.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="524"/>
+        <location filename="../plugin/dock.py" line="527"/>
         <source>Export to GeoPackage</source>
         <translation>Exporter en GeoPackage</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="529"/>
+        <location filename="../plugin/dock.py" line="532"/>
         <source>Export to shapefiles</source>
         <translation>Exporter en shapefiles</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="537"/>
+        <location filename="../plugin/dock.py" line="540"/>
         <source>Export failed, nothing was changed: {0}</source>
         <translation>Échec de l'export, rien n'a été modifié : {0}</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="540"/>
+        <location filename="../plugin/dock.py" line="543"/>
         <source>Text longer than {0} bytes was split over continuation fields ({1}, ...).</source>
         <translation>Le texte de plus de {0} octets a été réparti sur des champs de suite ({1}, ...).</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="543"/>
+        <location filename="../plugin/dock.py" line="546"/>
         <source>Some text could not be stored as it was ({0}): NUL characters and lone surrogates were written as \uXXXX, spaces at the ends dropped from shapefiles.</source>
         <translation>Certains textes n’ont pas pu être enregistrés tels quels ({0}) : les caractères NUL et les demi-codets isolés ont été écrits \uXXXX, les espaces aux extrémités retirées des shapefiles.</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="546"/>
+        <location filename="../plugin/dock.py" line="549"/>
         <source>({0} new answer(s), {1} new detection(s); nothing else in the file was changed)</source>
         <translation>({0} nouvelle(s) réponse(s), {1} nouvelle(s) détection(s) ; rien d’autre n’a été modifié dans le fichier)</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="546"/>
+        <location filename="../plugin/dock.py" line="549"/>
         <source>Exported to {0}</source>
         <translation>Exporté vers {0}</translation>
     </message>
     <message>
-        <location filename="../plugin/dock.py" line="557"/>
+        <location filename="../plugin/dock.py" line="560"/>
         <source>Restart the model worker</source>
         <translation>Redémarrer le processus de calcul</translation>
     </message>
@@ -441,29 +441,39 @@
         <translation>Impossible d'écrire dans {file} : {error}</translation>
     </message>
     <message>
-        <location filename="../plugin/layers.py" line="86"/>
+        <location filename="../plugin/layers.py" line="89"/>
         <source>lines</source>
         <translation>lignes</translation>
     </message>
     <message>
-        <location filename="../plugin/layers.py" line="86"/>
+        <location filename="../plugin/layers.py" line="89"/>
         <source>points</source>
         <translation>points</translation>
     </message>
     <message>
-        <location filename="../plugin/layers.py" line="86"/>
+        <location filename="../plugin/layers.py" line="89"/>
         <source>polygons</source>
         <translation>polygones</translation>
     </message>
     <message>
-        <location filename="../plugin/layers.py" line="87"/>
+        <location filename="../plugin/layers.py" line="90"/>
         <source>{layer} ({family})</source>
         <translation>{layer} ({family})</translation>
     </message>
     <message>
-        <location filename="../plugin/layers.py" line="114"/>
+        <location filename="../plugin/layers.py" line="119"/>
         <source>A {layer} feature has no point, line or polygon geometry.</source>
         <translation>Une entité de {layer} n'a pas de géométrie ponctuelle, linéaire ou polygonale.</translation>
+    </message>
+    <message>
+        <location filename="../plugin/layers.py" line="171"/>
+        <source>{0}; the results stay in memory layers until you export them</source>
+        <translation>{0} ; les résultats restent dans des couches en mémoire jusqu'à leur export</translation>
+    </message>
+    <message>
+        <location filename="../plugin/layers.py" line="176"/>
+        <source>EarthGPT-X style</source>
+        <translation>Style EarthGPT-X</translation>
     </message>
     <message>
         <location filename="../plugin/plugin_main.py" line="50"/>
@@ -879,7 +889,17 @@
         <translation>Segmenteur (contours)</translation>
     </message>
     <message>
-        <location filename="../plugin/settings_dialog.py" line="97"/>
+        <location filename="../plugin/settings_dialog.py" line="98"/>
+        <source>Where the results of a project not saved yet are kept (empty: the QGIS profile); a saved project's are in NAME_earthgptx.gpkg beside it</source>
+        <translation>Où sont gardés les résultats d'un projet pas encore enregistré (vide : le profil QGIS) ; ceux d'un projet enregistré sont dans NOM_earthgptx.gpkg à côté de lui</translation>
+    </message>
+    <message>
+        <location filename="../plugin/settings_dialog.py" line="100"/>
+        <source>Session folder</source>
+        <translation>Dossier de session</translation>
+    </message>
+    <message>
+        <location filename="../plugin/settings_dialog.py" line="103"/>
         <source>Worker Python</source>
         <translation>Python du processus de calcul</translation>
     </message>
@@ -1221,37 +1241,37 @@
         <translation>macOS sur un Mac Intel : PyTorch {torch} ne publie aucune variante pour cette plateforme, l'environnement de calcul ne peut donc pas être créé ici. Utilisez plutôt un moteur distant.</translation>
     </message>
     <message>
-        <location filename="../plugin/tasks.py" line="59"/>
+        <location filename="../plugin/tasks.py" line="60"/>
         <source>EarthGPT-X: loading the model</source>
         <translation>EarthGPT-X : chargement du modèle</translation>
     </message>
     <message>
-        <location filename="../plugin/tasks.py" line="110"/>
+        <location filename="../plugin/tasks.py" line="124"/>
         <source>Reading the chip...</source>
         <translation>Lecture de l’extrait...</translation>
     </message>
     <message>
-        <location filename="../plugin/tasks.py" line="114"/>
+        <location filename="../plugin/tasks.py" line="128"/>
         <source>Outlining...</source>
         <translation>Contournage...</translation>
     </message>
     <message>
-        <location filename="../plugin/tasks.py" line="123"/>
+        <location filename="../plugin/tasks.py" line="137"/>
         <source>Asking the model...</source>
         <translation>Interrogation du modèle...</translation>
     </message>
     <message>
-        <location filename="../plugin/tasks.py" line="128"/>
+        <location filename="../plugin/tasks.py" line="142"/>
         <source>Outlining {0} region(s)...</source>
         <translation>Contournage de {0} région(s)...</translation>
     </message>
     <message>
-        <location filename="../plugin/worker_pool.py" line="52"/>
+        <location filename="../plugin/worker_pool.py" line="53"/>
         <source>The model environment is not set up ({0} does not exist): run Raster &gt; EarthGPT-X &gt; Backend setup..., or set the worker Python in the settings</source>
         <translation>L’environnement du modèle n’est pas installé ({0} n’existe pas) : lancez Raster &gt; EarthGPT-X &gt; Installation du moteur..., ou indiquez le Python du processus du modèle dans les réglages</translation>
     </message>
     <message>
-        <location filename="../plugin/worker_pool.py" line="59"/>
+        <location filename="../plugin/worker_pool.py" line="60"/>
         <source>Starting the model worker...</source>
         <translation>Démarrage du processus du modèle...</translation>
     </message>

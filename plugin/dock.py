@@ -29,6 +29,7 @@ from .map_tools.point_tool import PointTool
 from .raster_view import (DrawnPrompt, LayerView, RasterInfo, chip_polygons_geometry, chip_shape_geometry,
                           ground_area_m2, is_single_region, plan_chip, view_prompts)
 from .results import ResultsPanel
+from .session import SessionStore
 from .settings import PluginSettings
 from .tasks import LoadTask, QuestionTask
 from .worker_pool import POOL
@@ -77,7 +78,7 @@ class EarthGPTXDock(QDockWidget):
         self.pool = POOL
         self.client = POOL.client
         self.model: Optional[dict] = None
-        self.outputs = OutputLayers()
+        self.outputs = OutputLayers(session=SessionStore(self.settings.session_folder))
         self.prompts: List[DrawnPrompt] = []
         self.bands: List[QgsRubberBand] = []
         self.history: List[Turn] = []
@@ -508,6 +509,7 @@ class EarthGPTXDock(QDockWidget):
         if settings.load_request() != self.settings.load_request() or settings.worker_python != self.settings.worker_python:
             self.model = None  # the shared worker loads the new model with the next question
         self.settings = settings
+        self.outputs.session.folder = settings.session_folder
         self.update_status()
 
     def restart_worker(self) -> None:

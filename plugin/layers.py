@@ -1,31 +1,34 @@
 """The session's output layers in QGIS (DESIGN §4): ``prompts``, ``answers``, ``detections`` and ``masks``
-as memory layers in one layer-tree group "EarthGPT-X", styled and labelled (outlines, ``masks``, are
-multipolygons: one feature per outline, however many parts it has).
+in one layer-tree group "EarthGPT-X", styled and labelled, each a table of the session GeoPackage
+(``session.SessionStore``): every feature is on disk as soon as it is added, and reopening the project
+shows them, styled (the style is saved in the GeoPackage). Without a session store they are memory
+layers. Outlines, ``masks``, are multipolygons: one feature per outline, however many parts it has.
 
-A memory layer holds one geometry type, while prompts, answers (a prompt's geometry or a chip footprint)
-and detections may each be points, lines or polygons. So each schema layer is one memory layer per
+A layer holds one geometry type, while prompts, answers (a prompt's geometry or a chip footprint)
+and detections may each be points, lines or polygons. So each schema layer is one layer per
 geometry family, created when its first feature arrives and named ``prompts (points)``,
 ``detections (polygons)``, ... The layers are found again through a custom property, never through a
 name or a stored reference, so they survive renaming and moving; a layer (or the whole group) the user
-removed is created anew, empty, when next needed. All of this runs on the main thread only.
+removed is found again in the GeoPackage (with its features) when next needed. All of this runs on the
+main thread only.
 
-Field types come from memory-provider URIs (``field=answer:string(0)``), which read the same on Qt5 and
-Qt6, rather than from ``QVariant`` types.
-"""
+Fields come from memory-provider URIs (``field=answer:string(0)``), which read the same on Qt5 and
+Qt6, rather than from ``QVariant`` types; the GeoPackage tables are written from those layers."""
 
 from __future__ import annotations
 
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from qgis.core import (QgsCoordinateTransform, QgsFeature, QgsFields, QgsFillSymbol, QgsGeometry, QgsLayerTreeGroup,
-                       QgsLayerTreeLayer, QgsLineSymbol, QgsMarkerSymbol, QgsPalLayerSettings, QgsProject,
-                       QgsSingleSymbolRenderer, QgsSymbol, QgsTextBufferSettings, QgsTextFormat, QgsVectorLayer,
-                       QgsVectorLayerSimpleLabeling, QgsWkbTypes)
+from qgis.core import (Qgis, QgsCoordinateTransform, QgsFeature, QgsFields, QgsFillSymbol, QgsGeometry,
+                       QgsLayerTreeGroup, QgsLayerTreeLayer, QgsLineSymbol, QgsMarkerSymbol, QgsMessageLog,
+                       QgsPalLayerSettings, QgsProject, QgsSingleSymbolRenderer, QgsSymbol, QgsTextBufferSettings,
+                       QgsTextFormat, QgsVectorLayer, QgsVectorLayerSimpleLabeling, QgsWkbTypes)
 from qgis.PyQt.QtCore import QCoreApplication, QThread
 from qgis.PyQt.QtGui import QColor
 
-from ..model_backend.core.errors import InvalidArgumentError
+from ..model_backend.core.errors import EarthGPTXError, InvalidArgumentError
 from ..model_backend.core.schema import FIELDS, LAYERS
+from .session import SessionStore
 
 #: geometry families, in the order their layers are stacked within a schema layer
 FAMILIES = ("point", "line", "polygon")
@@ -90,8 +93,10 @@ def _display_name(name: str, family: str) -> str:
 class OutputLayers:
     """Creates, finds and fills the output layers of ``project`` (the current project by default)."""
 
-    def __init__(self, project: Optional[QgsProject] = None) -> None:
+    def __init__(self, project: Optional[QgsProject] = None, session: Optional[SessionStore] = None) -> None:
         self._project = project or QgsProject.instance()
+        #: where new layers are written (None: memory layers, e.g. for a throwaway project)
+        self.session = session
         #: what the last ``add_question`` stored: (schema layer, its QGIS layer, feature id), in order
         self.added: List[Tuple[str, QgsVectorLayer, int]] = []
 
@@ -153,12 +158,22 @@ class OutputLayers:
         return None
 
     def _create(self, role: str) -> QgsVectorLayer:
+        """The layer of ``role`` in the session GeoPackage (a memory layer, said in the message log, when
+        the GeoPackage cannot be written: the session then lives until an export)."""
         name, family = role.split(":")
         wkb = "MultiPolygon" if name == "masks" else _WKB_NAMES[family]
         layer = QgsVectorLayer(f"{wkb}?{_fields_uri(name)}", _display_name(name, family), "memory")
         layer.setCrs(self._project.crs())
+        if self.session is not None:
+            try:
+                layer = self.session.layer(self._project, layer, f"{name}_{family}")
+            except EarthGPTXError as exc:
+                QgsMessageLog.logMessage(tr("{0}; the results stay in memory layers until you export them")
+                                         .format(exc), "EarthGPT-X", Qgis.MessageLevel.Warning)
         layer.setCustomProperty(ROLE_KEY, role)
         _style(layer, name, family)
+        if layer.providerType() == "ogr":
+            layer.saveStyleToDatabase(name, tr("EarthGPT-X style"), True, "")   # reopens styled
         self._project.addMapLayer(layer, False)
         group = self._group()
         above = set(_ORDER[:_ORDER.index(role)])

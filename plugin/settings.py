@@ -37,7 +37,8 @@ class PluginSettings:
     think before it answers (its thoughts are kept apart). concurrency: tile questions a search keeps in
     flight against a server; batch_size: tiles a local model is asked in one generate (0: as many as its
     free memory holds). segmenter: the outlining model (SAM 2.1, SAM, SAM 3; hub id or folder), run by
-    the same worker on the local device."""
+    the same worker on the local device. session_folder: where the session GeoPackage of a project not
+    saved yet goes (empty: ``<QGIS settings>/earthgptx/sessions``; a saved project's is beside it)."""
 
     backend: str = "local"
     model: str = DEFAULT_MODEL
@@ -55,6 +56,7 @@ class PluginSettings:
     concurrency: int = 4
     batch_size: int = 1
     segmenter: str = DEFAULT_SEGMENTER
+    session_folder: str = ""
     worker_python: str = ""
 
     @classmethod

@@ -92,6 +92,12 @@ class SettingsDialog(QDialog):
         self.segmenter = QLineEdit(settings.segmenter)
         self.segmenter.setToolTip(tr("The model that draws outlines (SAM 2.1, SAM or SAM 3): a hub id or a folder"))
         form.addRow(tr("Segmenter (outlines)"), self.segmenter)
+        self.session_folder = QgsFileWidget()
+        self.session_folder.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
+        self.session_folder.setFilePath(settings.session_folder)
+        self.session_folder.setToolTip(tr("Where the results of a project not saved yet are kept (empty: the QGIS "
+                                          "profile); a saved project's are in NAME_earthgptx.gpkg beside it"))
+        form.addRow(tr("Session folder"), self.session_folder)
         self.worker_python = QgsFileWidget()
         self.worker_python.setFilePath(settings.worker_python)
         form.addRow(tr("Worker Python"), self.worker_python)
@@ -109,4 +115,5 @@ class SettingsDialog(QDialog):
                               max_pixels=self.max_pixels.value(), context=self.context.value(),
                               min_size=self.min_size.value(), concurrency=self.concurrency.value(),
                               batch_size=self.batch_size.value(), segmenter=self.segmenter.text().strip(),
+                              session_folder=self.session_folder.filePath(),
                               worker_python=self.worker_python.filePath())

@@ -354,7 +354,9 @@ def test_a_tile_that_fails_ends_the_search_after_writing_what_was_answered(tmp_p
                 url(srv), "--model", "scripted", "--concurrency", "2", "--out", out)
     assert r.returncode == 2 and "engine died" in r.stderr and "Traceback" not in r.stderr
     written = len(layer(out, "answers"))
-    assert f"the {written} tile answer(s) before it were written" in r.stderr and 5 <= written <= 6
+    # five tiles were answered before the failing sixth question; with two in flight, the question
+    # beside it may be stopped by the failure (at most the tiles in flight are lost)
+    assert f"the {written} tile answer(s) before it were written" in r.stderr and 4 <= written <= 6
 
 
 def test_a_local_model_answers_one_tile_at_a_time_whatever_the_concurrency(tmp_path):

@@ -23,7 +23,8 @@ ANSWER = ("Les bâtiments près de la Saône ont été inondés ; 洪水区域 �
 def pkg(plugin_package):
     """Modules of the plugin package ``earthgptx``."""
     return {name: importlib.import_module(f"earthgptx.{name}")
-            for name in ("plugin.layers", "plugin.export", "model_backend.core.schema", "model_backend.core.errors")}
+            for name in ("plugin.layers", "plugin.export", "plugin.session", "model_backend.core.schema",
+                         "model_backend.core.errors")}
 
 
 @pytest.fixture
@@ -268,3 +269,58 @@ def test_outlines_export_to_both_formats(outputs, pkg, tmp_path):
     assert any(p.endswith("o_masks.shp") for p in shp.files)
     with fiona.open(str(tmp_path / "o_masks.shp")) as src:
         assert {"prompt_knd", "area_m2"} <= set(src.schema["properties"]) and len(src) == 1
+
+
+def test_the_session_geopackage_holds_every_answer_after_the_project_is_closed_and_reopened(pkg, qgis_new_project,
+                                                                                          tmp_path):
+    """A saved project: the output layers are tables of NAME_earthgptx.gpkg beside it, every feature on
+    disk as soon as it is added (read here with sqlite, before any save), and reopening the project file
+    shows them again, styled, and the next question appends to the same tables."""
+    import sqlite3
+
+    project = QgsProject.instance()
+    project.setCrs(QgsCoordinateReferenceSystem(CRS))
+    path = str(tmp_path / "survey.qgz")
+    assert project.write(path)
+    session = pkg["plugin.session"].SessionStore()
+    outputs = pkg["plugin.layers"].OutputLayers(session=session)
+    ask(outputs)
+    gpkg = str(tmp_path / "survey_earthgptx.gpkg")
+    assert session.path(project) == gpkg
+    with sqlite3.connect(gpkg) as db:   # what a crash would leave: already on disk
+        tables = {r[0] for r in db.execute("SELECT table_name FROM gpkg_contents")}
+        assert {"answers_polygon", "detections_polygon", "prompts_point", "prompts_polygon"} <= tables
+        assert db.execute("SELECT count(*) FROM answers_polygon").fetchone()[0] == 1
+        assert db.execute("SELECT count(*) FROM detections_polygon").fetchone()[0] == 2
+        assert db.execute("SELECT count(*) FROM layer_styles").fetchone()[0] >= 4   # styles travel with it
+    assert project.write()
+    project.clear()
+    gc.collect()
+    assert project.read(path)
+    reopened = pkg["plugin.layers"].OutputLayers(session=pkg["plugin.session"].SessionStore())
+    layers = reopened.layers()
+    (answers,) = layers["answers"]
+    assert answers.providerType() == "ogr" and answers.featureCount() == 1
+    assert next(answers.getFeatures())["answer"] == ANSWER
+    assert sum(layer.featureCount() for layer in layers["detections"]) == 2
+    assert not answers.labelsEnabled() and layers["detections"][0].labelsEnabled()
+    ask(reopened, "q2")
+    with sqlite3.connect(gpkg) as db:
+        assert db.execute("SELECT count(*) FROM answers_polygon").fetchone()[0] == 2
+    project.clear()
+    gc.collect()
+
+
+def test_a_session_folder_that_cannot_be_written_leaves_memory_layers_and_says_so(pkg, qgis_new_project, tmp_path):
+    blocked = tmp_path / "file-not-folder"
+    blocked.write_text("x")
+    outputs = pkg["plugin.layers"].OutputLayers(session=pkg["plugin.session"].SessionStore(str(blocked / "sub")))
+    got = []
+    from qgis.core import QgsApplication
+    QgsApplication.messageLog().messageReceived.connect(lambda text, tag, level: got.append((tag, text)))
+    assert ask(outputs)["answers"] == 1                      # the question is not lost
+    (answers,) = outputs.layers()["answers"]
+    assert answers.providerType() == "memory"
+    QgsApplication.processEvents()
+    assert any(tag == "EarthGPT-X" and "cannot make the session folder" in text and "export" in text
+               for tag, text in got)
