@@ -52,7 +52,7 @@ _STYLES = {
 _LABELS = {
     "prompts": '"prompt_index"',
     "answers": """left("answer", 40) || if(length("answer") > 40, '…', '')""",
-    "detections": '"label"',
+    "detections": "\"rank\" || '. ' || \"label\"",   # 3. ship: the row of the results list
     "masks": '"label"',
 }
 #: drawing order within the group, top first: outlines over fills

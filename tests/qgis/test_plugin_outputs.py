@@ -324,3 +324,12 @@ def test_a_session_folder_that_cannot_be_written_leaves_memory_layers_and_says_s
     QgsApplication.processEvents()
     assert any(tag == "EarthGPT-X" and "cannot make the session folder" in text and "export" in text
                for tag, text in got)
+
+
+def test_detections_are_labelled_with_rank_and_label(outputs, pkg):
+    ask(outputs)
+    (detections,) = outputs.layers()["detections"]
+    context = QgsExpressionContext()
+    first = min(detections.getFeatures(), key=lambda f: f["rank"])
+    context.setFeature(first)
+    assert QgsExpression(detections.labeling().settings().fieldName).evaluate(context) == f"1. {first['label']}"
