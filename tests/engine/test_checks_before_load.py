@@ -114,3 +114,10 @@ def test_a_chip_too_large_for_the_memory_is_refused():
     with pytest.raises(InsufficientMemoryError, match="lower the pixel budget"):
         check_memory_for((4096, 8192, 8192), np.dtype("float64"))
     check_memory_for((3, 1024, 1024), np.dtype("uint16"))      # an ordinary chip fits
+
+
+def test_a_prompt_outside_the_raster_is_refused_before_any_model_loads(tiny, tmp_path):
+    out = str(tmp_path / "never.gpkg")
+    r = ask(tiny, "--point", "2.35", "48.85", "--crs", "EPSG:4326", out=out)   # Paris, on a Bahamas scene
+    assert r.returncode == 2 and "outside the raster" in r.stderr and "loading" not in r.stderr.lower()
+    assert len(r.stderr.strip().splitlines()) == 1 and not os.path.exists(out)
