@@ -14,7 +14,7 @@ from ..core.normalise import Modality
 from ..geo.crs import parse_crs
 from .engine_args import add_engine_options, engine_from_args, say_unfinished
 from .prompt_args import add_outline_options, add_prompt_options, prompts_from_args
-from .segment import add_segmenter_options, check_outline_options, segmenter_from_args
+from .segment import add_segmenter_options, check_outline_options, check_segmenter, segmenter_from_args
 
 
 def add_parser(sub) -> None:
@@ -66,10 +66,8 @@ def run(args: argparse.Namespace) -> dict:
 
     # the raster, the prompts and the chip before the model: a bad input costs no model load
     question = prepare_question(args.raster, prompts, prompt_crs, settings, modality, args.bands, out_crs, progress)
-    if args.masks:  # a segmenter that is not there is said before the model loads
-        from ..models.loading import resolve_source
-
-        resolve_source(args.segmenter)
+    if args.masks:  # a segmenter that is not there, or is no segmenter, is said before the model loads
+        check_segmenter(args)
     engine = engine_from_args(args)
     try:
         def stream(text: str) -> None:

@@ -18,7 +18,7 @@ from ..core.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, MAX_OVERLAP, MIN_TILE
 from ..geo.crs import parse_crs
 from .engine_args import add_engine_options, engines_from_args, say_unfinished
 from .prompt_args import add_outline_options
-from .segment import add_segmenter_options, check_outline_options, segmenter_from_args
+from .segment import add_segmenter_options, check_outline_options, check_segmenter, segmenter_from_args
 
 
 def add_parser(sub) -> None:
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> dict:
     """Check everything that can be checked (phrase, output, rasters, extent, tiling, outline options
     and the segmenter) before loading a model, then search each raster in turn into the one output;
     progress on stderr, the summary (one raster's, or a list of them) returned for stdout."""
-    from ..jobs.find import AUTO, MAX_BATCH, MAX_CONCURRENCY, check_prompt_segmenter, find_objects, plan_search
+    from ..jobs.find import AUTO, MAX_BATCH, MAX_CONCURRENCY, find_objects, plan_search
 
     if args.extent_crs and not args.extent:
         raise InvalidArgumentError("--extent-crs goes with --extent")
@@ -74,11 +74,7 @@ def run(args: argparse.Namespace) -> dict:
     grids = plan_search(rasters, args.phrase, args.out, args.resume, args.resolution, args.extent, extent_crs,
                         args.tile, args.overlap, args.max_new_tokens)
     if args.masks:
-        from ..models.loading import resolve_source
-        from ..models.segmentation import segmenter_family
-
-        folder = resolve_source(args.segmenter, lambda message: print(message, file=sys.stderr, flush=True))
-        check_prompt_segmenter(args.segmenter, segmenter_family(folder))
+        check_segmenter(args)
     for raster, grid in grids:
         print(f"{os.path.basename(raster)}: {len(grid)} tile(s) of {grid.out_width}x{grid.out_height} chip pixels "
               f"({grid.window_width}x{grid.window_height} raster pixels each).", file=sys.stderr, flush=True)

@@ -56,6 +56,19 @@ def segmenter_from_args(args: argparse.Namespace):
                          on_status=lambda m: print(m, file=sys.stderr, flush=True))
 
 
+def check_segmenter(args: argparse.Namespace, progress=lambda m: print(m, file=sys.stderr, flush=True)) -> str:
+    """Before any model loads: the segmenter of ``args`` found (downloaded if need be) and known to be one
+    (SAM 2.1, SAM or SAM 3); returns its family."""
+    from ..models.loading import resolve_source
+    from ..models.segmentation import segmenter_family
+
+    family = segmenter_family(resolve_source(args.segmenter, progress))
+    if family is None:
+        raise InvalidArgumentError(f"{args.segmenter} is not a segmentation model: choose SAM 2.1 (default "
+                                   f"{DEFAULT_SEGMENTER}), SAM or SAM 3")
+    return family
+
+
 def check_outline_options(args: argparse.Namespace) -> None:
     from ..geo.masks import check_outline_settings
 
@@ -66,9 +79,6 @@ def run(args: argparse.Namespace) -> dict:
     from ..geo.outputs import check_output
     from ..jobs.ask import prepare_question
     from ..jobs.segment import check_segment_request, segment_raster
-
-    from ..models.loading import resolve_source
-    from ..models.segmentation import segmenter_family
 
     prompts = prompts_from_args(args)
     check_segment_request(prompts, args.text, None)   # everything checked before the model loads
@@ -82,12 +92,7 @@ def run(args: argparse.Namespace) -> dict:
     def progress(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
-    source = resolve_source(args.segmenter, progress)
-    family = segmenter_family(source)
-    if family is None:
-        raise InvalidArgumentError(f"{args.segmenter} is not a segmentation model: choose SAM 2.1 (default "
-                                   f"{DEFAULT_SEGMENTER}), SAM or SAM 3")
-    check_segment_request(prompts, args.text, family)
+    check_segment_request(prompts, args.text, check_segmenter(args, progress))
     question = prepare_question(args.raster, prompts, prompt_crs, settings, modality, args.bands, out_crs, progress)
     engine = segmenter_from_args(args)
     try:

@@ -40,7 +40,6 @@ from shapely.geometry.base import BaseGeometry
 
 from ..core.chip import Chip
 from ..core.encoding import box_corners
-from ..core.engine_options import DEFAULT_SEGMENTER
 from ..core.errors import AllNodataError, EarthGPTXError, InvalidArgumentError
 from ..core.interface import Answer, AskRequest, Region, Task, check_max_new_tokens, check_question
 from ..core.normalise import Modality
@@ -66,8 +65,6 @@ MAX_BATCH = 64
 AUTO = "auto"
 #: ``on_progress(tiles_done, tiles_total, message)``
 ProgressCallback = Callable[[int, int, str], None]
-#: segmenter families that outline a detection's box or point
-PROMPT_SEGMENTERS = ("sam2", "sam", "sam3")
 
 
 @dataclass
@@ -277,7 +274,6 @@ def find_objects(raster: str, phrase: str, engine: Union[Engine, Sequence[Engine
         raise InvalidArgumentError("resuming a search needs the GeoPackage output (.gpkg) it wrote to")
     if segmenter is not None:
         check_outline_settings(min_area_px, simplify_px)
-        check_prompt_segmenter(segmenter.plan.model_id, segmenter.family)
     if out is not None:
         check_output(out)
     pool = EnginePool([engine] if isinstance(engine, Engine) else list(engine))
@@ -433,14 +429,6 @@ def find_objects(raster: str, phrase: str, engine: Union[Engine, Sequence[Engine
                "other_s": total_s - read_s - model_s - nms_s - masks_s, "total_s": total_s}
     return FindResult(detections, len(candidates), total, done, skipped, ground, cancelled, record, report, timings,
                       interrupted, cut, total - len(todo), batch_size, len(outlines))
-
-
-def check_prompt_segmenter(model: str, family: Optional[str]) -> None:
-    """Refuse, before any model loads, a model that is no segmenter (``family`` None, as
-    ``models.segmentation.segmenter_family`` says); SAM 2.1, SAM and SAM 3 (its tracker) take boxes."""
-    if family not in PROMPT_SEGMENTERS:
-        raise InvalidArgumentError(f"--masks outlines detections with SAM 2.1 (default {DEFAULT_SEGMENTER}), SAM or "
-                                   f"SAM 3; {model} is not a segmentation model")
 
 
 def merge_outlines(candidates: Sequence[Detection], keep: np.ndarray, outlines: Sequence[Feature], grid: TileGrid,
