@@ -143,7 +143,7 @@ def read_layer(path: str, name: str, crs: Optional[CRS] = None) -> List[Feature]
             return []
         with fiona.open(path, layer=name) as src:
             stored = CRS.from_wkt(src.crs_wkt) if crs is not None and src.crs_wkt else crs
-            return [Feature(_to(stored, crs, shape(f["geometry"])) if crs is not None else shape(f["geometry"]),
+            return [Feature(reproject(stored, crs, shape(f["geometry"])) if crs is not None else shape(f["geometry"]),
                             dict(f["properties"])) for f in src]
     with ShapefileSets(path, legacy=_is_legacy_set) as sets:
         return _read_sets(sets.folder, [b for b in sets.owned() if sets.layer_of(b) == name])
@@ -192,7 +192,8 @@ def _spatial_ref(crs: CRS) -> gpkg.SpatialRef:
                            code=int(authority[1]) if authority and authority[1].isdigit() else None)
 
 
-def _to(crs: CRS, target: CRS, geometry: BaseGeometry) -> BaseGeometry:
+def reproject(crs: CRS, target: CRS, geometry: BaseGeometry) -> BaseGeometry:
+    """``geometry`` (in ``crs``) in ``target``, vertex by vertex."""
     if crs == target:
         return geometry
     to_out = transformer(crs, target)
@@ -211,7 +212,7 @@ def _append_gpkg(path: str, record: QuestionRecord, timeout_s: float, replacing:
                 out.delete(name, "answer_id", replacing)
             rows = []
             for f in record.layer(name):
-                geometry = _to(record.crs, target, f.geometry)
+                geometry = reproject(record.crs, target, f.geometry)
                 rows.append(gpkg.Row(shapely.to_wkb(geometry, byte_order=1, output_dimension=2),
                                      None if geometry.is_empty else geometry.bounds, f.properties))
             out.insert(name, rows)
@@ -261,7 +262,7 @@ def _append_shapefiles(path: str, record: QuestionRecord, timeout_s: float) -> T
         new: set = set()
         for name in LAYERS:
             feats = _read_sets(sets.folder, [b for b in owned if sets.layer_of(b) == name])
-            added = [Feature(_to(record.crs, crs, f.geometry), f.properties) for f in record.layer(name)]
+            added = [Feature(reproject(record.crs, crs, f.geometry), f.properties) for f in record.layer(name)]
             feats += added
             new.update(id(f) for f in added)
             groups: Dict[str, List[Feature]] = {}

@@ -9,7 +9,6 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 from pyproj import CRS
 from shapely.geometry import MultiPolygon
-from shapely.ops import transform as shapely_transform
 
 from ..core.chip import Chip
 from ..core.chip_plan import ChipSettings
@@ -22,7 +21,7 @@ from ..core.schema import new_id
 from ..geo.crs import transformer
 from ..geo.geometry import prompt_geometry
 from ..geo.masks import area_m2, mask_polygons, polygons_to_crs
-from ..geo.outputs import Feature, QuestionRecord, WriteReport, check_output, write_record
+from ..geo.outputs import Feature, QuestionRecord, WriteReport, check_output, reproject, write_record
 from ..models.segmentation import Mask, SegmentEngine
 from .ask import Question, prepare_question
 
@@ -121,8 +120,4 @@ def outline_features(chip: Chip, masks: Sequence[Mask], model: str, simplify_px:
 
 def to_crs(features: Sequence[Feature], crs: CRS, target: CRS) -> List[Feature]:
     """``features`` (geometries in ``crs``) with their geometries in ``target``."""
-    if crs == target:
-        return list(features)
-    to_target = transformer(crs, target)
-    return [Feature(shapely_transform(lambda x, y, z=None: to_target(x, y), f.geometry), f.properties)
-            for f in features]
+    return [Feature(reproject(crs, target, f.geometry), f.properties) for f in features]
