@@ -7,8 +7,8 @@ import os
 from collections import Counter
 from typing import Dict, List, Optional
 
-from qgis.core import (Qgis, QgsApplication, QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsDistanceArea,
-                       QgsGeometry, QgsMapLayerProxyModel, QgsProject, QgsRasterLayer, QgsUnitTypes, QgsWkbTypes)
+from qgis.core import (Qgis, QgsApplication, QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsGeometry,
+                       QgsMapLayerProxyModel, QgsProject, QgsRasterLayer, QgsUnitTypes, QgsWkbTypes)
 from qgis.gui import QgsMapLayerComboBox, QgsRubberBand
 from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP, QCoreApplication, QUrl, pyqtSignal
 from qgis.PyQt.QtGui import QColor, QDesktopServices, QKeySequence
@@ -27,7 +27,7 @@ from .map_tools.box_tool import BoxTool
 from .map_tools.freeform_tool import FreeformTool
 from .map_tools.point_tool import PointTool
 from .raster_view import (DrawnPrompt, LayerView, RasterInfo, chip_polygons_geometry, chip_shape_geometry,
-                          ground_area_m2, is_single_region, plan_chip, view_prompts)
+                          ground_area_m2, ground_measure, is_single_region, plan_chip, view_prompts)
 from .results import ResultsPanel
 from .session import SessionStore
 from .settings import PluginSettings
@@ -587,9 +587,8 @@ def _ground_size(geometry: QgsGeometry, crs: QgsCoordinateReferenceSystem) -> st
     if geometry.type() != QgsWkbTypes.GeometryType.PolygonGeometry:
         return ""
     ring = geometry.asPolygon()[0] if not geometry.isMultipart() else geometry.asMultiPolygon()[0][0]
-    measure = QgsDistanceArea()
-    measure.setSourceCrs(crs, QgsProject.instance().transformContext())
-    if len(ring) < 4 or not measure.setEllipsoid(crs.ellipsoidAcronym()) or not measure.willUseEllipsoid():
+    measure = ground_measure(crs)
+    if len(ring) < 4 or measure is None:
         return ""
     a, b = (measure.convertLengthMeasurement(measure.measureLine(ring[k], ring[k + 1]),
                                              QgsUnitTypes.DistanceUnit.DistanceMeters) for k in (0, 1))

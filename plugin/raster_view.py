@@ -259,11 +259,19 @@ def chip_polygons_geometry(chip: Chip, polygons: Sequence[Sequence[Sequence[Sequ
     return geom
 
 
-def ground_area_m2(geometry: QgsGeometry, crs: QgsCoordinateReferenceSystem) -> Optional[float]:
-    """Ellipsoidal area in square metres of ``geometry`` (in ``crs``), None for a CRS without an ellipsoid."""
+def ground_measure(crs: QgsCoordinateReferenceSystem) -> Optional[QgsDistanceArea]:
+    """Ellipsoidal measures of geometries in ``crs``; None for a CRS without an ellipsoid."""
     measure = QgsDistanceArea()
     measure.setSourceCrs(crs, QgsProject.instance().transformContext())
     if not measure.setEllipsoid(crs.ellipsoidAcronym()) or not measure.willUseEllipsoid():
+        return None
+    return measure
+
+
+def ground_area_m2(geometry: QgsGeometry, crs: QgsCoordinateReferenceSystem) -> Optional[float]:
+    """Ellipsoidal area in square metres of ``geometry`` (in ``crs``), None for a CRS without an ellipsoid."""
+    measure = ground_measure(crs)
+    if measure is None:
         return None
     return measure.convertAreaMeasurement(measure.measureArea(geometry), QgsUnitTypes.AreaUnit.AreaSquareMeters)
 
