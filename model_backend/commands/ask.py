@@ -6,14 +6,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..core.chip_plan import ChipSettings
 from ..core.engine_options import DEFAULT_SEGMENTER
 from ..core.errors import InvalidArgumentError
 from ..core.interface import Task, check_max_new_tokens, check_question
-from ..core.normalise import Modality
-from ..geo.crs import parse_crs
 from .engine_args import add_engine_options, engine_from_args, say_unfinished
-from .prompt_args import add_outline_options, add_prompt_options, prompts_from_args
+from .prompt_args import add_chip_options, add_outline_options, add_prompt_options, chip_inputs, prompts_from_args
 from .segment import add_segmenter_options, check_outline_options, check_segmenter, segmenter_from_args
 
 
@@ -26,13 +23,8 @@ def add_parser(sub) -> None:
     ask.add_argument("--crs", help="CRS of the prompts (default: the raster's)")
     ask.add_argument("--task", choices=[t.value for t in Task], default=None,
                      help="default: relation for several prompts, region_captioning for one, captioning for none")
-    ask.add_argument("--modality", choices=[m.value for m in Modality], help="override the modality guess")
-    ask.add_argument("--bands", type=int, nargs="+", metavar="N", help="1-based bands: one (grey) or three (RGB)")
     add_engine_options(ask)
-    defaults = ChipSettings()
-    ask.add_argument("--context", type=float, default=defaults.context)
-    ask.add_argument("--max-pixels", type=int, default=defaults.max_pixels)
-    ask.add_argument("--min-size", type=int, default=defaults.min_size)
+    add_chip_options(ask)
     ask.add_argument("--max-new-tokens", type=int, default=512)
     ask.add_argument("--out", required=True, help="output .gpkg or .shp (appended to when it exists)")
     ask.add_argument("--out-crs", help="CRS of the output (default: the raster's; an existing output keeps its own)")
@@ -56,10 +48,7 @@ def run(args: argparse.Namespace) -> dict:
         check_outline_options(args)
     check_max_new_tokens(args.max_new_tokens)
     check_output(args.out)
-    settings = ChipSettings(context=args.context, max_pixels=args.max_pixels, min_size=args.min_size)
-    prompt_crs = parse_crs(args.crs) if args.crs else None
-    out_crs = parse_crs(args.out_crs) if args.out_crs else None
-    modality = Modality(args.modality) if args.modality else None
+    settings, prompt_crs, out_crs, modality = chip_inputs(args)
 
     def progress(message: str) -> None:
         print(message, file=sys.stderr, flush=True)

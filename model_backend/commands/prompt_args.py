@@ -1,12 +1,18 @@
 """Options the commands share for visual prompts (``--point``, ``--box``, ``--polygon``, ``--scribble``,
-kept in the order given) and for outlines (``--simplify``, ``--min-area``)."""
+kept in the order given), for the chip read around them (``--modality``, ``--bands``, ``--context``,
+``--max-pixels``, ``--min-size``) and for outlines (``--simplify``, ``--min-area``)."""
 
 from __future__ import annotations
 
 import argparse
-from typing import List
+from typing import List, Optional, Tuple
 
+from pyproj import CRS
+
+from ..core.chip_plan import ChipSettings
+from ..core.normalise import Modality
 from ..core.prompts import VisualPrompt
+from ..geo.crs import parse_crs
 from ..geo.geometry import parse_wkt, prompt_from_geometry
 
 
@@ -41,6 +47,24 @@ def prompts_from_args(args: argparse.Namespace) -> List[VisualPrompt]:
         else:
             prompts.append(prompt_from_geometry(parse_wkt(values), kind, index=k))
     return prompts
+
+
+def add_chip_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--modality", choices=[m.value for m in Modality], help="override the modality guess")
+    parser.add_argument("--bands", type=int, nargs="+", metavar="N", help="1-based bands: one (grey) or three (RGB)")
+    defaults = ChipSettings()
+    parser.add_argument("--context", type=float, default=defaults.context)
+    parser.add_argument("--max-pixels", type=int, default=defaults.max_pixels)
+    parser.add_argument("--min-size", type=int, default=defaults.min_size)
+
+
+def chip_inputs(args: argparse.Namespace) -> Tuple[ChipSettings, Optional[CRS], Optional[CRS], Optional[Modality]]:
+    """The chip settings, the prompts' CRS (``--crs``), the output's (``--out-crs``) and the modality
+    override of ``add_chip_options`` (None: the raster's, or guessed)."""
+    settings = ChipSettings(context=args.context, max_pixels=args.max_pixels, min_size=args.min_size)
+    prompt_crs = parse_crs(args.crs) if args.crs else None
+    out_crs = parse_crs(args.out_crs) if args.out_crs else None
+    return settings, prompt_crs, out_crs, Modality(args.modality) if args.modality else None
 
 
 def add_outline_options(parser: argparse.ArgumentParser) -> None:

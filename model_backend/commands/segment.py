@@ -8,12 +8,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..core.chip_plan import ChipSettings
 from ..core.engine_options import DEFAULT_SEGMENTER, DEVICES
 from ..core.errors import InvalidArgumentError
-from ..core.normalise import Modality
-from ..geo.crs import parse_crs
-from .prompt_args import add_outline_options, add_prompt_options, prompts_from_args
+from .prompt_args import add_chip_options, add_outline_options, add_prompt_options, chip_inputs, prompts_from_args
 
 PRECISIONS = ("auto", "bf16", "fp32")
 
@@ -27,12 +24,7 @@ def add_parser(sub) -> None:
     seg.add_argument("--crs", help="CRS of the prompts (default: the raster's)")
     add_segmenter_options(seg, "--model", DEFAULT_SEGMENTER, "--device")
     add_outline_options(seg)
-    seg.add_argument("--modality", choices=[m.value for m in Modality], help="override the modality guess")
-    seg.add_argument("--bands", type=int, nargs="+", metavar="N", help="1-based bands: one (grey) or three (RGB)")
-    defaults = ChipSettings()
-    seg.add_argument("--context", type=float, default=defaults.context)
-    seg.add_argument("--max-pixels", type=int, default=defaults.max_pixels)
-    seg.add_argument("--min-size", type=int, default=defaults.min_size)
+    add_chip_options(seg)
     seg.add_argument("--out", required=True, help="output .gpkg or .shp (appended to when it exists)")
     seg.add_argument("--out-crs", help="CRS of the output (default: the raster's; an existing output keeps its own)")
 
@@ -84,10 +76,7 @@ def run(args: argparse.Namespace) -> dict:
     check_segment_request(prompts, args.text, None)   # everything checked before the model loads
     check_outline_options(args)
     check_output(args.out)
-    settings = ChipSettings(context=args.context, max_pixels=args.max_pixels, min_size=args.min_size)
-    prompt_crs = parse_crs(args.crs) if args.crs else None
-    out_crs = parse_crs(args.out_crs) if args.out_crs else None
-    modality = Modality(args.modality) if args.modality else None
+    settings, prompt_crs, out_crs, modality = chip_inputs(args)
 
     def progress(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
